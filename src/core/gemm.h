@@ -1,0 +1,20 @@
+// The one matrix-multiply entry point: every matmul in attnlab goes through
+// gemm() (OpenBLAS sgemm); gemm_naive() exists only so tests can check it.
+#pragma once
+
+namespace attnlab {
+
+// Row-major C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C,
+// op(X) = X^T when the flag is set. lda/ldb/ldc are row strides in floats.
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc);
+
+// Reference triple loop in double precision, same contract.
+void gemm_naive(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                int lda, const float* B, int ldb, float beta, float* C, int ldc);
+
+// Sets the thread count of our OpenMP loops and of OpenBLAS.
+void set_threads(int n);
+int get_threads();
+
+}  // namespace attnlab

@@ -1,0 +1,69 @@
+// Element-wise activations; backward accumulates into dinp.
+#include "kernels/activation.h"
+
+#include <cmath>
+#include <cstddef>
+
+namespace attnlab {
+
+static constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
+
+void gelu_forward(float* out, const float* inp, long N) {
+    // out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < N; i++) {
+        const float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + std::tanh(kGeluScale * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void gelu_backward(float* dinp, const float* dout, const float* inp, long N) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < N; i++) {
+        const float x = inp[i];
+        const float u = kGeluScale * (x + 0.044715f * x * x * x);
+        const float th = std::tanh(u);
+        const float du = kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
+        const float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+        dinp[i] += grad * dout[i];
+    }
+}
+
+void relu_forward(float* out, const float* inp, long N) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < N; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float* dinp, const float* dout, const float* inp, long N) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < N; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void swiglu_forward(float* out, const float* inp, int N, int F) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* a = inp + size_t(n) * 2 * F;
+        const float* g = a + F;
+        float* o = out + size_t(n) * F;
+        for (int f = 0; f < F; f++) o[f] = a[f] / (1.0f + std::exp(-a[f])) * g[f];
+    }
+}
+
+void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int F) {
+    // out = silu(a) g; silu'(a) = sig(a) (1 + a (1 - sig(a)))
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* a = inp + size_t(n) * 2 * F;
+        const float* g = a + F;
+        const float* dy = dout + size_t(n) * F;
+        float* da = dinp + size_t(n) * 2 * F;
+        float* dg = da + F;
+        for (int f = 0; f < F; f++) {
+            const float sig = 1.0f / (1.0f + std::exp(-a[f]));
+            da[f] += dy[f] * g[f] * sig * (1.0f + a[f] * (1.0f - sig));
+            dg[f] += dy[f] * a[f] * sig;
+        }
+    }
+}
+
+}  // namespace attnlab

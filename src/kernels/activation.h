@@ -1,0 +1,18 @@
+// FFN non-linearities: GELU (tanh form), ReLU and the SwiGLU gate.
+#pragma once
+#include <string_view>
+
+namespace attnlab {
+
+enum class Activation { gelu, relu, swiglu };
+
+// gelu/relu: out (N), inp (N), element-wise.
+void gelu_forward(float* out, const float* inp, long N);
+void gelu_backward(float* dinp, const float* dout, const float* inp, long N);
+void relu_forward(float* out, const float* inp, long N);
+void relu_backward(float* dinp, const float* dout, const float* inp, long N);
+// swiglu: inp (N, 2F) = [a | g] per row, out (N, F) = silu(a) * g.
+void swiglu_forward(float* out, const float* inp, int N, int F);
+void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int F);
+
+}  // namespace attnlab

@@ -1,0 +1,58 @@
+// The model configuration: one struct with a comment on every default, the
+// per-layer attention maps resolved, and a JSON form stored in checkpoints.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+
+namespace attnlab {
+
+enum class Arch { transformer, cisformer, lstm, mlp };
+enum class NormKind { layernorm, rmsnorm };
+enum class NormPosition { pre, post };
+
+struct ModelConfig {
+    Arch arch = Arch::transformer;
+    int vocab = 20;                          // set from the task
+    int context = 64;                        // largest window length T the model is built for
+    int dim = 64;                            // C, the residual width (LSTM: hidden size; MLP: embedding size)
+    int layers = 2;                          // L
+    int heads = 4;                           // H; head size hs = C / H
+    int ffn_mult = 4;                        // FFN hidden width F = ffn_mult * C
+    Activation ffn_act = Activation::gelu;   // gelu (tanh form) | relu | swiglu
+    NormKind norm = NormKind::layernorm;     // layernorm | rmsnorm
+    NormPosition norm_position = NormPosition::pre;  // pre | post
+    PosEncoding pos = PosEncoding::learned;  // learned | sinusoidal | rope | alibi | none
+    std::vector<AttnMap> attention;          // one map per layer (resolved)
+    std::vector<std::string> cis_maps{"qkv", "proj"};  // cisformer: position-specific maps
+    int window = 0;                          // mlp: tokens seen (0 = the whole context)
+    int hidden = 0;                          // mlp: hidden width (0 = 4 * dim)
+};
+
+// Names <-> enums; from_name functions throw Error naming `key`, the value and the choices.
+std::string arch_name(Arch a);
+std::string activation_name(Activation a);
+std::string norm_name(NormKind n);
+std::string norm_position_name(NormPosition p);
+std::string pos_name(PosEncoding p);
+Arch arch_from_name(const std::string& key, const std::string& v);
+Activation activation_from_name(const std::string& key, const std::string& v);
+NormKind norm_from_name(const std::string& key, const std::string& v);
+NormPosition norm_position_from_name(const std::string& key, const std::string& v);
+PosEncoding pos_from_name(const std::string& key, const std::string& v);
+
+// "softmax" (all layers), "softmax,cog,softmax" (one per layer) or the preset
+// "cogformer" (softmax in the first and last layer, cog between; needs >= 3 layers).
+std::vector<AttnMap> resolve_attention(const std::string& key, const std::string& spec, int layers);
+std::string attention_spec(const std::vector<AttnMap>& maps);  // "softmax,cog,softmax"
+
+// Throws Error naming the offending key if the combination makes no sense.
+void validate(const ModelConfig& cfg);
+
+std::string to_json(const ModelConfig& cfg);
+ModelConfig model_config_from_json(const std::string& text);
+
+}  // namespace attnlab
