@@ -16,6 +16,11 @@ struct GradCheckResult {
     bool ok() const { return max_err <= tol; }
 };
 
+struct ModelConfig;
+// Checks every parameter gradient of `cfg` (shrunk to vocab 7, context 6, dim 8,
+// 2 heads) on a random batch, parameters at scale ~0.3.
+GradCheckResult check_model(ModelConfig cfg, const std::string& label, double tol);
+
 // map_filter: "all" or one attention map name (kernels without a map always run).
 std::vector<GradCheckResult> run_kernel_gradchecks(const std::string& map_filter);
 std::vector<GradCheckResult> run_model_gradchecks(const std::string& map_filter);
