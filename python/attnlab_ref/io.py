@@ -50,7 +50,8 @@ def _parse_entry(path, name, entry):
     offsets = entry["data_offsets"]
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(type(n) is int and n >= 0 for n in offsets) or offsets[0] > offsets[1]):
-        raise CheckpointError(f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}")
+        raise CheckpointError(f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, "
+                              f"got {offsets!r}")
     begin, end = offsets
     nbytes = math.prod(shape) * DTYPES[code].itemsize
     if end - begin != nbytes:

@@ -64,7 +64,8 @@ class ModelConfig:
                                       f"(only transformer and cisformer)")
         required = ["arch", "vocab", "dim", "layers", "heads", "context", "ffn_mult", "ffn_act",
                     "norm", "norm_position", "pos", "attention"]
-        optional = ["cis_maps"]
+        # window, hidden: sizes of the lstm / mlp architectures, unused here.
+        optional = ["cis_maps", "window", "hidden"]
         missing = [k for k in required if k not in obj]
         if arch == "cisformer" and "cis_maps" not in obj:
             missing.append("cis_maps")
@@ -88,21 +89,22 @@ class ModelConfig:
                 raise ValueError(f"model.{key} = {obj[key]!r}; valid: {list(valid)}")
             return obj[key]
 
+        def names(key, valid, length=None):
+            v = obj.get(key, [])
+            if (not isinstance(v, list) or any(n not in valid for n in v)
+                    or (length is not None and len(v) != length)):
+                count = f"{length} names" if length is not None else "names"
+                raise ValueError(f"model.{key} = {v!r}; must be a list of {count} from {list(valid)}")
+            return tuple(v)
+
+        layers = positive_int("layers")
         cfg = ModelConfig(
-            arch=arch, vocab=positive_int("vocab"), dim=positive_int("dim"),
-            layers=positive_int("layers"), heads=positive_int("heads"),
-            context=positive_int("context"), ffn_mult=positive_int("ffn_mult"),
-            ffn_act=choice("ffn_act", FFN_ACTS), norm=choice("norm", NORMS),
-            norm_position=choice("norm_position", NORM_POSITIONS), pos=choice("pos", POSITIONAL),
-            attention=tuple(obj["attention"]) if isinstance(obj["attention"], list) else None,
-            cis_maps=tuple(obj.get("cis_maps", ())) if isinstance(obj.get("cis_maps", []), list) else None)
-        if cfg.attention is None or len(cfg.attention) != cfg.layers:
-            raise ValueError(f"model.attention = {obj['attention']!r}; must be a list of {cfg.layers} map names")
-        for name in cfg.attention:
-            if name not in ATTENTION_MAPS:
-                raise ValueError(f"model.attention has {name!r}; valid maps: {list(ATTENTION_MAPS)}")
-        if cfg.cis_maps is None or any(m not in CIS_MAPS for m in cfg.cis_maps):
-            raise ValueError(f"model.cis_maps = {obj.get('cis_maps')!r}; must be a list from {list(CIS_MAPS)}")
+            arch=arch, vocab=positive_int("vocab"), dim=positive_int("dim"), layers=layers,
+            heads=positive_int("heads"), context=positive_int("context"),
+            ffn_mult=positive_int("ffn_mult"), ffn_act=choice("ffn_act", FFN_ACTS),
+            norm=choice("norm", NORMS), norm_position=choice("norm_position", NORM_POSITIONS),
+            pos=choice("pos", POSITIONAL), attention=names("attention", ATTENTION_MAPS, layers),
+            cis_maps=names("cis_maps", CIS_MAPS))
         if cfg.dim % cfg.heads:
             raise ValueError(f"model.dim = {cfg.dim} is not divisible by model.heads = {cfg.heads}")
         if cfg.pos == "rope" and cfg.head_size % 2:

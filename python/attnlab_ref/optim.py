@@ -52,8 +52,14 @@ def clip_gradients(grads, clip):
     return total, coef
 
 
+def decays(name, p):
+    """Weight decay applies to matrices (embeddings included), never to biases or gains."""
+    return p.ndim >= 2 and not name.endswith(".bias")
+
+
 class AdamW:
-    """AdamW with decoupled weight decay on tensors of ndim >= 2 only; t counts from 1."""
+    """AdamW with decoupled weight decay on weight matrices only (ndim >= 2 and not a
+    bias: the cisformer's per-position biases [T, out] are not decayed); t counts from 1."""
 
     def __init__(self, params, optim):
         self.params = dict(params)  # name -> tensor, updated in place
@@ -72,7 +78,7 @@ class AdamW:
             g, m, v = grads[name], self.m[name], self.v[name]
             m.mul_(b1).add_((1 - b1) * g)
             v.mul_(b2).add_((1 - b2) * g * g)
-            if p.ndim >= 2:
+            if decays(name, p):
                 p.mul_(1 - lr * wd)
             p.sub_(lr * (m / c1) / (torch.sqrt(v / c2) + eps))
 

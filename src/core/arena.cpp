@@ -13,7 +13,9 @@ size_t ParamTable::add(const std::string& name, std::vector<int64_t> shape, Init
     p.name = name;
     p.size = 1;
     for (int64_t d : shape) p.size *= size_t(d);
-    p.decay = shape.size() >= 2;
+    // Decay on weight matrices (embeddings included), never on biases: the
+    // cisformer's per-position biases are 2-D but still biases.
+    p.decay = shape.size() >= 2 && !name.ends_with(".bias");
     p.shape = std::move(shape);
     p.init = init;
     p.offset = total_;

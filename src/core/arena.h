@@ -9,7 +9,9 @@
 
 namespace attnlab {
 
-enum class Init { normal, residual, zeros, ones };  // N(0,0.02), N(0,0.02/sqrt(2L)), 0, 1
+// N(0,0.02), N(0,0.02/sqrt(2L)), 0, 1; forget_bias: an LSTM gate bias [4C] in
+// gate order i, f, g, o, 1 on the forget block (entries C..2C-1) and 0 elsewhere.
+enum class Init { normal, residual, zeros, ones, forget_bias };
 
 struct ParamInfo {
     std::string name;
@@ -17,7 +19,7 @@ struct ParamInfo {
     size_t offset = 0;  // in floats from the start of the arena
     size_t size = 0;    // number of floats
     Init init = Init::normal;
-    bool decay = false;  // decoupled weight decay: matrices only (ndim >= 2)
+    bool decay = false;  // decoupled weight decay: weight matrices only (ndim >= 2, not a bias)
 };
 
 class ParamTable {

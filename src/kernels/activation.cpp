@@ -1,6 +1,8 @@
 // Element-wise activations; backward accumulates into dinp.
 #include "kernels/activation.h"
 
+#include "kernels/fastmath.h"
+
 #include <cmath>
 #include <cstddef>
 
@@ -13,7 +15,7 @@ void gelu_forward(float* out, const float* inp, long N) {
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < N; i++) {
         const float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + std::tanh(kGeluScale * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fast_tanh(kGeluScale * (x + 0.044715f * x * x * x)));
     }
 }
 
@@ -22,7 +24,7 @@ void gelu_backward(float* dinp, const float* dout, const float* inp, long N) {
     for (long i = 0; i < N; i++) {
         const float x = inp[i];
         const float u = kGeluScale * (x + 0.044715f * x * x * x);
-        const float th = std::tanh(u);
+        const float th = fast_tanh(u);
         const float du = kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
         const float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
         dinp[i] += grad * dout[i];
@@ -45,7 +47,7 @@ void swiglu_forward(float* out, const float* inp, int N, int F) {
         const float* a = inp + size_t(n) * 2 * F;
         const float* g = a + F;
         float* o = out + size_t(n) * F;
-        for (int f = 0; f < F; f++) o[f] = a[f] / (1.0f + std::exp(-a[f])) * g[f];
+        for (int f = 0; f < F; f++) o[f] = a[f] / (1.0f + fast_exp(-a[f])) * g[f];
     }
 }
 
@@ -59,7 +61,7 @@ void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, in
         float* da = dinp + size_t(n) * 2 * F;
         float* dg = da + F;
         for (int f = 0; f < F; f++) {
-            const float sig = 1.0f / (1.0f + std::exp(-a[f]));
+            const float sig = 1.0f / (1.0f + fast_exp(-a[f]));
             da[f] += dy[f] * g[f] * sig * (1.0f + a[f] * (1.0f - sig));
             dg[f] += dy[f] * a[f] * sig;
         }

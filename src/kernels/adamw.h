@@ -12,7 +12,7 @@ struct AdamWConfig {
     float beta1 = 0.9f;
     float beta2 = 0.95f;
     float eps = 1e-8f;
-    float weight_decay = 0.1f;   // applied to matrices only (ndim >= 2)
+    float weight_decay = 0.1f;   // applied to weight matrices only (ndim >= 2, not biases)
     int warmup = 100;            // linear warm-up steps
     int total_steps = 1000;      // cosine decays to min_lr_ratio * lr at this step
     Schedule schedule = Schedule::cosine;

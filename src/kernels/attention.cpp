@@ -5,10 +5,12 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/gemm.h"
+#include "kernels/fastmath.h"
 
 namespace attnlab {
 
@@ -63,9 +65,9 @@ void attn_map_forward(AttnMap map, float* w, const float* s, int n, float log_T)
         case AttnMap::expressive:
         case AttnMap::cog: {
             float mx = -INFINITY;
-            for (int j = 0; j < n; j++) mx = std::fmax(mx, family_f(map, s[j]));
+            for (int j = 0; j < n; j++) mx = std::max(mx, family_f(map, s[j]));
             float z = 0.0f;
-            for (int j = 0; j < n; j++) z += (w[j] = std::exp(family_f(map, s[j]) - mx));
+            for (int j = 0; j < n; j++) z += (w[j] = fast_exp(family_f(map, s[j]) - mx));
             const float inv = 1.0f / z;
             if (map == AttnMap::cog)
                 for (int j = 0; j < n; j++) w[j] *= inv * sign(s[j]);
@@ -84,7 +86,7 @@ void attn_map_forward(AttnMap map, float* w, const float* s, int n, float log_T)
             for (int j = 0; j < n; j++) w[j] = s[j] * s[j] / (1.0f + s[j] * s[j]);
             break;
         case AttnMap::sigmoid:
-            for (int j = 0; j < n; j++) w[j] = 1.0f / (1.0f + std::exp(-(s[j] - log_T)));
+            for (int j = 0; j < n; j++) w[j] = 1.0f / (1.0f + fast_exp(-(s[j] - log_T)));
             break;
     }
 }

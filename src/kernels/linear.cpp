@@ -2,6 +2,8 @@
 // the result does not depend on the thread count's reduction order.
 #include "kernels/linear.h"
 
+#include <omp.h>
+
 #include <cstddef>
 
 #include "core/gemm.h"
@@ -16,12 +18,18 @@ static void add_bias(float* out, const float* bias, int N, int OC, int ld) {
     }
 }
 
+// dbias[c] += sum_n dout[n, c]. Each thread owns a slice of columns and walks
+// the rows in order (vectorised over columns, fixed summation order).
 static void sum_rows(float* dbias, const float* dout, int N, int OC, int ld) {
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < OC; c++) {
-        float acc = 0.0f;
-        for (int n = 0; n < N; n++) acc += dout[size_t(n) * ld + c];
-        dbias[c] += acc;
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int c0 = OC * id / nt, c1 = OC * (id + 1) / nt;
+        for (int n = 0; n < N; n++) {
+            const float* row = dout + size_t(n) * ld;
+#pragma omp simd
+            for (int c = c0; c < c1; c++) dbias[c] += row[c];
+        }
     }
 }
 

@@ -26,11 +26,14 @@ STEPS = 10  # optimizer steps in the contract; step_losses has this length
 # rounding. Each tensor passes if   max|engine - ref| <= rtol * max|ref| + atol.
 # The error of a sum or dot product scales with the magnitude of its terms, not of its result,
 # so the bound is relative to the largest element of the tensor (elements that are small by
-# cancellation carry an absolute error of the tensor's scale). The float32 stand-in engine
-# (fake_engine.py) stays within ~1e-6 relative on every tensor (test_checker_margin); the
-# bounds leave 50..100x headroom for a hand-written engine whose sums run in other orders,
-# and are still far below what a wrong formula produces (a changed map, eps, sign, schedule
-# or weight decay moves results by >= 1e-3 relative; test_checker_catches).
+# cancellation carry an absolute error of the tensor's scale). Measured on the float32
+# stand-in engine (fake_engine.py, also at dim 64, T 32, lr 1e-2, over dozens of seeds):
+# logits <= 1.1e-6 relative, loss <= 2e-7, gradients <= 3e-5 (the quadratic map near
+# s^2 ~ eps amplifies rounding of s; elsewhere ~1e-6). The bounds leave 15x..100x headroom
+# for a hand-written engine whose sums run in other orders (test_checker_margin keeps
+# the stand-in below 20% of each), and are still far below what a wrong formula produces
+# (a changed map, eps, sign or schedule moves results by >= 1e-3 relative;
+# test_checker_catches).
 LOGITS_RTOL, LOGITS_ATOL = 1e-4, 1e-7
 LOSS_RTOL = 1e-5      # a mean of logsumexps: errors average out, ~1e-7 relative observed
 GRAD_RTOL, GRAD_ATOL = 5e-4, 1e-9  # backward chains more ops and sums over B*T positions
@@ -39,13 +42,15 @@ GRAD_RTOL, GRAD_ATOL = 5e-4, 1e-9  # backward chains more ops and sums over B*T 
 # lr, post-norm, ReLU kinks, cog's jump at s = 0) may amplify O(u) differences step by step,
 # and float32 and float64 runs of the same correct algorithm then end far apart. No fixed
 # tolerance is both safe there and tight on a calm trajectory, so the check measures the
-# trajectory: the reference is rerun in float32 twice (the "twins": from the checkpoint's
-# parameters, and from those moved by one float32 ulp at random), and the engine may differ
-# from the float64 reference by TWIN_K times what the twins differ, plus the analytic bounds
-# below. The engine is a float32 program like the twins; TWIN_K = 10 allows for a less
-# careful summation order. On a calm trajectory the twins differ by ~1e-7 relative, and
-# every bound stays tight.
-TWIN_K = 10.0
+# trajectory: the reference is rerun in float32 TWINS times (the "twins": from the
+# checkpoint's parameters, and from those moved by one float32 ulp at random), and the
+# engine may differ from the float64 reference by TWIN_K times what the twins differ, plus
+# the analytic bounds below. The engine is a float32 program like the twins, but its own
+# rounding is one more random draw of a spread that three twins only sample: on chaotic
+# trajectories (lr = 1e-2, post-norm, ReLU) a float32 stand-in engine has shown up to ~7x
+# the twins' spread, hence TWIN_K = 20. On a calm trajectory the twins differ by ~1e-7
+# relative and every bound stays tight.
+TWINS, TWIN_K = 3, 20.0
 STEP_LOSS_RTOL = 2e-5  # on top of the twins' spread; observed <= 1e-6 on calm trajectories
 #
 # Final parameters: Adam divides the momentum by sqrt(v), so an element whose gradient is
@@ -59,13 +64,14 @@ STEP_LOSS_RTOL = 2e-5  # on top of the twins' spread; observed <= 1e-6 on calm t
 # what a float32 engine shows) and vhat_s the reference's bias-corrected second moment: a
 # perturbation n of every gradient changes mhat by <= n and sqrt(vhat) by <= n, so the Adam
 # direction m/(sqrt(v)+eps) changes by <= ~2n/(sqrt(vhat)+eps) (ADAM_K = 4 doubles that), and
-# never by more than ADAM_CAP (|mhat|/sqrt(vhat) stays below ~1.5 for beta1 = 0.9,
-# beta2 = 0.95, so two directions differ by < 3). Elements with a healthy gradient keep a
-# bound far below one step's weight decay lr*wd*p; noise-driven ones get an lr-sized one.
+# never by more than ADAM_CAP (by Cauchy-Schwarz |mhat|/sqrt(vhat) <= 1.02 for t <= 10,
+# beta1 = 0.9, beta2 = 0.95, so two directions differ by < 2.1; 3 leaves room for other
+# betas). Elements with a healthy gradient keep a bound far below one step's weight decay
+# lr*wd*p; noise-driven ones get an lr-sized one.
 # Beyond that, rounding can tip the trajectory at a kink (a ReLU unit or a cog score
 # crossing 0): a few elements then take another branch, by up to ~0.5% of sum_s lr_s seen,
 # and a twin may or may not take the same branch. So per tensor, with d = |engine - ref|
-# and d_twin = the larger |twin - ref| of the two twins:
+# and d_twin = the largest |twin - ref| of the twins:
 #   every element:  d <= tight + TWIN_K * max(d_twin) + BRANCH_RTOL * sum_s lr_s
 #   the bulk:       quantile_q(d / tight) <= max(1, TWIN_K * quantile_q(d_twin / tight)),
 #                   q = FINAL_BULK_QUANTILE
@@ -104,6 +110,7 @@ class Checker:
 
     def __init__(self, case):
         self.case, self.failures, self.ratios = case, [], {}
+        self.skip = ""  # why the case cannot be checked yet (an architecture the reference lacks)
 
     def fail(self, text):
         self.failures.append(f"{self.case}: {text}")
@@ -120,7 +127,6 @@ class Checker:
             self.failures.append(msg)
         if got.numel():
             self.ratios[name] = float(((got - ref).abs() / torch.as_tensor(tol).clamp(min=1e-300)).max())
-
 
     def compare_final(self, name, got, ref, tight, d_twin, branch):
         """The two criteria for parameters after the optimizer steps (see the tolerances)."""
@@ -156,9 +162,10 @@ def _expect(checker, tensors, name, dtype, shape):
 
 
 def float32_twin(cfg, params, inputs, targets, counted, optim, nudge):
-    """The reference trained in float32 from `params`, each element moved one float32 ulp up
-    or down at random if `nudge`. Returns (step losses, name -> final parameters), as float64."""
-    rng = np.random.default_rng(12345)
+    """The reference trained in float32 from `params`; if `nudge` > 0, each element moved one
+    float32 ulp up or down at random (seed `nudge`). Returns (step losses, name -> final
+    parameters), as float64."""
+    rng = np.random.default_rng(nudge)
     start = {}
     for n, v in params.items():
         if nudge:
@@ -190,7 +197,10 @@ def check_case(case_dir):
             ck.fail(f"{file}.safetensors has metadata kind {meta.get('kind')!r}, expected {kind!r}")
     try:
         model = Model(ModelConfig.from_json(model_json))
-    except (ValueError, NotImplementedError) as e:
+    except NotImplementedError as e:  # lstm, mlp: planned in the reference, not written yet
+        ck.skip = f"{ck.case}: {e}"
+        return ck
+    except ValueError as e:
         ck.fail(f"the reference cannot build model {json.dumps(model_json)}: {e}")
         return ck
     names = list(model.param_shapes())
@@ -228,7 +238,7 @@ def check_case(case_dir):
     for n in names:
         got[f"grad.{n}"] = _expect(ck, golden, f"grad.{n}", np.float32, shapes[n])
         got[f"final.{n}"] = _expect(ck, golden, f"final.{n}", np.float32, shapes[n])
-    if ck.failures:
+    if any(t is None for t in got.values()):
         return ck
     inputs, targets, counted = got["inputs"].long(), got["targets"].long(), got["counted"]
     if not 1 <= T <= model.cfg.context or inputs.min() < 0 or inputs.max() >= V:
@@ -254,7 +264,8 @@ def check_case(case_dir):
             slack[n] += lr * direction_error.clamp(max=ADAM_CAP)
 
     losses = train_on_batch(model, inputs, targets, counted, optim, STEPS, on_step)
-    twins = [float32_twin(model.cfg, params, inputs, targets, counted, optim, nudge) for nudge in (False, True)]
+    twins = [float32_twin(model.cfg, params, inputs, targets, counted, optim, nudge)
+             for nudge in range(TWINS)]
 
     losses = torch.tensor(losses, dtype=torch.float64)
     twin_spread = max(float((t_losses - losses).abs().max()) for t_losses, _ in twins)
@@ -269,7 +280,7 @@ def check_case(case_dir):
     for n, p in model.named_parameters():
         p = p.detach()
         tight = FINAL_RTOL * float(p.abs().max()) + FINAL_ATOL + slack[n]
-        d_twin = torch.maximum(*((t_params[n] - p).abs() for _, t_params in twins))
+        d_twin = torch.stack([(t_params[n] - p).abs() for _, t_params in twins]).amax(dim=0)
         ck.compare_final(f"final.{n}", got[f"final.{n}"], p, tight, d_twin, branch)
     return ck
 
@@ -322,6 +333,8 @@ def case_configs(case_dirs):
 
 def test_golden(golden_case):
     ck = check_case(golden_case)
+    if ck.skip and not ck.failures:
+        pytest.skip(ck.skip)
     if ck.failures:
         pytest.fail("\n".join(ck.failures), pytrace=False)
 
@@ -439,8 +452,10 @@ fake_engine.write_case(pathlib.Path(sys.argv[3]) / "cogformer_rope", model, opti
     assert check_case(run.cases[0]).failures == []
     shutil.rmtree(run.temp_dir)
 
-    monkeypatch.setenv("ATTNLAB_BIN", str(script("bad", "import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n")))
+    bad = script("bad", "import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n")
+    monkeypatch.setenv("ATTNLAB_BIN", str(bad))
     run = conftest._run_golden()
+    shutil.rmtree(run.temp_dir)
     assert "exited with 3" in run.error and "boom" in run.error
 
     monkeypatch.setenv("ATTNLAB_BIN", str(tmp_path / "absent"))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import fake_engine
 from attnlab_ref import (ATTENTION_MAPS, POSITIONAL, CheckpointError, Model, ModelConfig,
                          attention_weights, init_params, load_model, masked_cross_entropy,
-                         read_safetensors, write_safetensors)
+                         write_safetensors)
 from attnlab_ref.model import QUADRATIC_EPS, alibi_slopes, causal_mask, gelu_tanh, rope, sinusoidal_table
 from attnlab_ref.optim import AdamW, check_optim, clip_gradients, learning_rate, train_on_batch
 
@@ -181,6 +181,12 @@ def test_parameter_names_and_shapes():
 def test_config_rejects(change, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig.from_json(model_json(**change))
+
+
+def test_config_accepts_recurrent_sizes():
+    """The engine writes every config key; lstm/mlp sizes do not affect the transformer."""
+    cfg = ModelConfig.from_json(json.dumps(model_json(window=0, hidden=64)))
+    assert cfg.arch == "transformer" and cfg.attention == ("softmax",) * 3
 
 
 @pytest.mark.parametrize("arch", ["lstm", "mlp"])

@@ -1,0 +1,34 @@
+// `attnlab gradcheck`: the finite-difference table of every kernel and model.
+#include <fmt/core.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "model/gradcheck.h"
+
+namespace attnlab {
+
+int cmd_gradcheck(const std::string& map_filter, bool kernels_only) {
+    if (map_filter != "all" && map_filter != "cogformer" && !attention_map_from_name(map_filter))
+        throw Error("--map '" + map_filter + "' is not valid; choose all, cogformer or one of: " +
+                    attention_map_names());
+    auto results = run_kernel_gradchecks(map_filter);
+    if (!kernels_only) {
+        auto models = run_model_gradchecks(map_filter);
+        results.insert(results.end(), models.begin(), models.end());
+    }
+    fmt::print("{:<42} {:<26} {:<28} {:>10} {:>8} {:>5}\n", "kernel", "map", "worst tensor",
+               "max err", "tol", "ok");
+    int failed = 0;
+    for (const auto& r : results) {
+        fmt::print("{:<42} {:<26} {:<28} {:>10.2e} {:>8.0e} {:>5}\n", r.kernel, r.map, r.tensor,
+                   r.max_err, r.tol, r.ok() ? "ok" : "FAIL");
+        failed += !r.ok();
+    }
+    fmt::print("\n{} checks, {} failed. Error = max |analytic - numeric| / max |numeric| per tensor;\n"
+               "numeric = 4-point central difference, best of several steps (float32).\n",
+               results.size(), failed);
+    return failed;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,35 @@
+// exp and tanh without libm calls, so the compiler can vectorise the loops
+// that use them (libm's scalar tanhf/expf dominated the training profile).
+// fast_exp: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6
+// Taylor polynomial: relative error below 2e-7 (about 2 ulp) over the float range.
+#pragma once
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+
+namespace attnlab {
+
+inline float fast_exp(float x) {
+    x = std::max(-87.0f, std::min(88.0f, x));
+    // round(x / ln2): the argument is in [-126, 128] here, so truncating the
+    // shifted positive value is a floor (std::floor blocks vectorisation).
+    const float n = float(int(x * 1.44269504f + 128.5f)) - 128.0f;
+    const float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;          // ln2 split hi + lo
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
+    return p * std::bit_cast<float>(bits);
+}
+
+// tanh(u) = 1 - 2 / (exp(2u) + 1); |u| > 9 is +-1 to float precision.
+inline float fast_tanh(float u) {
+    u = std::max(-9.0f, std::min(9.0f, u));
+    return 1.0f - 2.0f / (fast_exp(2.0f * u) + 1.0f);
+}
+
+}  // namespace attnlab

@@ -1,0 +1,72 @@
+// Batch assembly and evaluation.
+#include "train/data.h"
+
+#include <algorithm>
+
+#include "core/rng.h"
+
+namespace attnlab {
+
+uint64_t training_data_seed(uint64_t seed) {
+    uint64_t x = seed ^ 0x7261696E64617461ull;  // a fixed tag separates data from init
+    return Rng::splitmix64(x);
+}
+
+BatchData::BatchData(int B_, int T_)
+    : B(B_), T(T_), tokens(size_t(B_) * (T_ + 1)), inputs(size_t(B_) * T_), targets(inputs.size()),
+      counted(inputs.size()), labels(inputs.size()) {}
+
+void BatchData::fill(const Task& task, uint64_t seed, uint64_t first_index) {
+    const Rng base(seed);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        Rng rng = base.split(first_index + uint64_t(b));
+        int32_t* tok = tokens.data() + size_t(b) * (T + 1);
+        task.sample(rng, T, tok, counted.data() + size_t(b) * T, labels.data() + size_t(b) * T);
+        std::copy(tok, tok + T, inputs.data() + size_t(b) * T);
+        std::copy(tok + 1, tok + T + 1, targets.data() + size_t(b) * T);
+    }
+}
+
+EvalSet::EvalSet(const Task& task, uint64_t seed, int windows, int T)
+    : label_names_(task.label_names()), windows_(windows), T_(T) {
+    BatchData all(windows, T);
+    all.fill(task, seed, 0);
+    inputs_ = std::move(all.inputs);
+    targets_ = std::move(all.targets);
+    counted_ = std::move(all.counted);
+    labels_ = std::move(all.labels);
+}
+
+EvalResult EvalSet::evaluate(Model& model) const {
+    EvalResult r;
+    r.labels = label_names_;
+    const size_t L = label_names_.size();
+    std::vector<long> correct(L, 0), counted(L, 0);
+    double loss_sum = 0;
+    long total_correct = 0;
+    for (int first = 0; first < windows_; first += model.max_batch()) {
+        const int rows = std::min(model.max_batch(), windows_ - first);
+        const size_t off = size_t(first) * T_;
+        const Batch b{inputs_.data() + off, targets_.data() + off, counted_.data() + off, rows, T_};
+        const LossResult lr = model.forward(b);
+        loss_sum += lr.loss * double(lr.counted);
+        r.counted += lr.counted;
+        total_correct += lr.correct;
+        for (size_t i = 0; i < size_t(rows) * T_; i++) {
+            const int lab = labels_[off + i];
+            if (!counted_[off + i] || lab < 0 || size_t(lab) >= L) continue;
+            counted[size_t(lab)]++;
+            correct[size_t(lab)] += model.correct()[i];
+        }
+    }
+    r.loss = r.counted ? loss_sum / double(r.counted) : 0.0;
+    r.accuracy = r.counted ? double(total_correct) / double(r.counted) : 0.0;
+    for (size_t l = 0; l < L; l++) {
+        r.label_counted.push_back(counted[l]);
+        r.label_accuracy.push_back(counted[l] ? double(correct[l]) / double(counted[l]) : 0.0);
+    }
+    return r;
+}
+
+}  // namespace attnlab

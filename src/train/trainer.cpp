@@ -1,0 +1,311 @@
+// The training loop and the run folder around it.
+#include "train/trainer.h"
+
+#include <fmt/core.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/gemm.h"
+#include "core/safetensors.h"
+#include "train/optimizer.h"
+#include "train/progress.h"
+
+namespace attnlab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void prepare_out_dir(const std::string& dir, bool force) {
+    std::error_code ec;
+    if (fs::exists(dir, ec)) {
+        if (!fs::is_directory(dir, ec))
+            throw Error("--out '" + dir + "' exists and is not a folder");
+        if (!fs::is_empty(dir, ec) && !force)
+            throw Error("output folder '" + dir +
+                        "' exists and is not empty; pass --force to overwrite its run files, "
+                        "--resume to continue it, or choose another --out");
+    } else if (!fs::create_directories(dir, ec) || ec) {
+        throw Error("cannot create output folder '" + dir + "': " + ec.message());
+    }
+    // Fail now, not after an hour of training, if the folder is not writable.
+    const std::string probe = dir + "/.write-test";
+    write_text_atomic(probe, "");
+    fs::remove(probe, ec);
+}
+
+int resolve_threads(int threads) {
+    if (threads > 0) return threads;
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::string describe_model(const RunConfig& c, size_t params) {
+    const ModelConfig& m = c.model;
+    std::string s = fmt::format("{}: {} layers, dim {}", arch_name(m.arch), m.layers, m.dim);
+    if (m.arch == Arch::transformer || m.arch == Arch::cisformer)
+        s += fmt::format(", {} heads, attention {}, pos {}", m.heads, attention_spec(m.attention),
+                         pos_name(m.pos));
+    return s + fmt::format(", {} parameters", params);
+}
+
+// Everything a run holds in memory.
+struct Run {
+    std::string dir;
+    RunConfig cfg;
+    std::unique_ptr<Task> task;
+    std::unique_ptr<Model> model;
+    std::unique_ptr<Optimizer> opt;
+    std::unique_ptr<EvalSet> eval;
+    std::string header;
+    std::vector<std::string> rows;  // metrics.csv rows so far
+    double elapsed_before = 0;      // wall time of earlier sessions of this run
+    EvalResult last_eval;
+    bool have_eval = false;
+};
+
+std::string metrics_header(const Task& task) {
+    std::string h = "step,loss,lr,grad_norm,train_acc,eval_loss,eval_acc";
+    for (const auto& l : task.label_names()) h += ",eval_acc_" + l;
+    return h + ",tokens_per_s,elapsed_s";
+}
+
+void build(Run& run, bool quiet) {
+    RunConfig& c = run.cfg;
+    run.task = make_task(c.task);
+    resolve(c, run.task->vocab());
+    set_threads(resolve_threads(c.train.threads));
+    run.model = make_model(c.model, c.train.batch);
+    run.opt = std::make_unique<Optimizer>(adamw_config(c.train), run.model->params().size());
+    run.eval = std::make_unique<EvalSet>(*run.task, c.train.eval_seed, c.train.eval_windows,
+                                         c.train.context);
+    run.header = metrics_header(*run.task);
+    if (!quiet)
+        fmt::print(stderr, "model {}\ntask {} (vocab {}), {} steps x {} windows x {} tokens, {} threads\n",
+                   describe_model(c, run.model->table().count()), c.task.name, run.task->vocab(),
+                   c.train.steps, c.train.batch, c.train.context, get_threads());
+}
+
+void save_checkpoint(Run& run) {
+    const long step = run.opt->steps_done();
+    SafeTensorsWriter w;
+    for (const auto& p : run.model->table().entries()) {
+        w.add_f32("m." + p.name, p.shape, run.opt->m().data() + p.offset);
+        w.add_f32("v." + p.name, p.shape, run.opt->v().data() + p.offset);
+    }
+    w.set_metadata("format", "attnlab-1");
+    w.set_metadata("kind", "train-state");
+    w.set_metadata("step", std::to_string(step));
+    w.write(run.dir + "/optimizer.safetensors");
+    save_params(*run.model, run.dir + "/model.safetensors",
+                {{"config", to_toml(run.cfg)}, {"step", std::to_string(step)}});
+    std::string csv = run.header + "\n";
+    for (const auto& r : run.rows) csv += r + "\n";
+    write_text_atomic(run.dir + "/metrics.csv", csv);
+}
+
+void write_summary(Run& run, const TrainSummary& s) {
+    nlohmann::ordered_json j;
+    j["eval_accuracy"] = s.eval.accuracy;
+    j["eval_loss"] = s.eval.loss;
+    nlohmann::ordered_json per_task;
+    for (size_t i = 0; i < s.eval.labels.size(); i++)
+        per_task[s.eval.labels[i]] = {{"accuracy", s.eval.label_accuracy[i]},
+                                      {"counted", s.eval.label_counted[i]}};
+    j["eval_per_task"] = per_task;
+    j["eval_counted"] = s.eval.counted;
+    j["eval_windows"] = run.cfg.train.eval_windows;
+    j["train_loss"] = s.final_loss;
+    j["steps"] = s.steps;
+    j["params"] = s.params;
+    j["wall_s"] = s.wall_s;
+    j["tokens_per_s"] = s.tokens_per_s;
+    j["threads"] = get_threads();
+    j["model"] = nlohmann::json::parse(to_json(run.cfg.model));
+    j["config"] = to_toml(run.cfg);
+    write_text_atomic(run.dir + "/summary.json", j.dump(2) + "\n");
+}
+
+TrainSummary train_loop(Run& run, const TrainOptions& opt) {
+    const TrainConfig& tc = run.cfg.train;
+    Model& model = *run.model;
+    const long start = run.opt->steps_done();
+    long end = tc.steps;
+    if (opt.stop_after) end = std::min(end, *opt.stop_after);
+    BatchData data(tc.batch, tc.context);
+    const Batch batch = data.batch(tc.batch);
+    const uint64_t data_seed = training_data_seed(tc.seed);
+    Progress progress(tc.steps, start, opt.quiet);
+    using clock = std::chrono::steady_clock;
+    const auto t_start = clock::now();
+    auto t_row = t_start;
+    double loss_sum = 0, last_loss = 0;
+    long correct = 0, counted = 0, row_steps = 0, tokens = 0, all_tokens = 0;
+    Optimizer::StepInfo info;
+    for (long step = start; step < end;) {
+        data.fill(*run.task, data_seed, uint64_t(step) * uint64_t(tc.batch));
+        model.zero_grad();
+        const LossResult res = model.forward(batch);
+        if (!std::isfinite(res.loss))
+            throw Error(fmt::format(
+                "training diverged: the loss is {} at step {}. Lower train.lr (now {}), raise "
+                "train.warmup or set train.clip; the last checkpoint in '{}' is intact",
+                res.loss, step + 1, tc.lr, run.dir));
+        model.backward(batch);
+        info = run.opt->step(model);
+        step++;
+        loss_sum += res.loss, correct += res.correct, counted += res.counted, row_steps++;
+        tokens += long(tc.batch) * tc.context;
+        all_tokens += long(tc.batch) * tc.context;
+        const double row_secs = std::chrono::duration<double>(clock::now() - t_row).count();
+        const double tps = row_secs > 0 ? double(tokens) / row_secs : 0;
+        progress.update(step, loss_sum / double(row_steps), counted ? double(correct) / counted : 0, tps);
+
+        const bool last = step == end;
+        const bool eval_due = (tc.eval_every > 0 && step % tc.eval_every == 0) || step == tc.steps;
+        const bool ckpt_due = (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || last;
+        const bool row_due = step % tc.log_every == 0 || eval_due || ckpt_due;
+        if (!row_due) continue;
+        std::string eval_cols = ",";
+        for (size_t i = 0; i < run.task->label_names().size(); i++) eval_cols += ",";
+        if (eval_due) {
+            run.last_eval = run.eval->evaluate(model);
+            run.have_eval = true;
+            const EvalResult& ev = run.last_eval;
+            eval_cols = fmt::format("{:.6f},{:.6f}", ev.loss, ev.accuracy);
+            std::string per;
+            for (size_t i = 0; i < ev.labels.size(); i++) {
+                eval_cols += fmt::format(",{:.6f}", ev.label_accuracy[i]);
+                per += fmt::format("  {} {:.1f}%", ev.labels[i], 100 * ev.label_accuracy[i]);
+            }
+            progress.note(fmt::format("step {:>6}  eval loss {:.4f}  acc {:.2f}%  |{}", step, ev.loss,
+                                      100 * ev.accuracy, per));
+        }
+        last_loss = loss_sum / double(row_steps);
+        const double elapsed =
+            run.elapsed_before + std::chrono::duration<double>(clock::now() - t_start).count();
+        run.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{:.6f},{},{:.0f},{:.2f}", step, last_loss,
+                                       info.lr, info.grad_norm, counted ? double(correct) / counted : 0.0,
+                                       eval_cols, tps, elapsed));
+        if (!opt.quiet && !::isatty(2))
+            fmt::print(stderr, "step {}/{}  loss {:.4f}  acc {:.1f}%  {:.1f}k tok/s\n", step, tc.steps,
+                       last_loss, counted ? 100.0 * correct / counted : 0.0, tps / 1000);
+        loss_sum = 0, correct = counted = row_steps = tokens = 0;
+        t_row = clock::now();
+        if (ckpt_due) save_checkpoint(run);
+    }
+    progress.finish();
+    TrainSummary s;
+    s.steps = run.opt->steps_done();
+    s.final_loss = last_loss;
+    s.params = model.table().count();
+    const double session = std::chrono::duration<double>(clock::now() - t_start).count();
+    s.wall_s = run.elapsed_before + session;
+    s.tokens_per_s = session > 0 ? double(all_tokens) / session : 0;
+    if (run.have_eval) s.eval = run.last_eval;
+    if (s.steps == tc.steps) write_summary(run, s);
+    return s;
+}
+
+}  // namespace
+
+TrainSummary train_new(RunConfig cfg, const TrainOptions& opt) {
+    Run run;
+    run.dir = opt.out_dir;
+    run.cfg = std::move(cfg);
+    build(run, opt.quiet);  // validates everything before touching the folder
+    prepare_out_dir(run.dir, opt.force);
+    std::error_code ec;
+    for (const char* f : {"summary.json", "metrics.csv", "model.safetensors", "optimizer.safetensors"})
+        fs::remove(run.dir + "/" + f, ec);
+    write_text_atomic(run.dir + "/config.toml", to_toml(run.cfg));
+    run.model->init_params(run.cfg.train.seed);
+    return train_loop(run, opt);
+}
+
+TrainSummary train_resume(const std::string& dir, const std::vector<std::string>& settings,
+                          const TrainOptions& opt) {
+    Run run;
+    run.dir = dir;
+    apply_toml_file(run.cfg, dir + "/config.toml");
+    const RunConfig before = run.cfg;
+    for (const auto& s : settings) apply_setting(run.cfg, s);
+    // Only keys that do not change the model, the data or the optimizer's past may change.
+    const std::vector<std::string> free_keys{"train.steps", "train.eval_every", "train.log_every",
+                                             "train.checkpoint_every", "train.threads"};
+    for (const auto& k : config_keys())
+        if (k.get(before) != k.get(run.cfg) &&
+            std::find(free_keys.begin(), free_keys.end(), k.name) == free_keys.end())
+            throw Error("--set " + k.name + " cannot change when resuming (it would change the model, "
+                        "data or optimizer history); keys that may change: train.steps, "
+                        "train.eval_every, train.log_every, train.checkpoint_every, train.threads");
+    build(run, opt.quiet);
+    const std::string model_path = dir + "/model.safetensors", opt_path = dir + "/optimizer.safetensors";
+    load_params(*run.model, model_path);
+    SafeTensorsFile state(opt_path);
+    SafeTensorsFile params_file(model_path);
+    const std::string step = state.metadata_or("step", "");
+    if (step.empty() || step != params_file.metadata_or("step", "?"))
+        throw Error("'" + dir + "' holds a model and an optimizer state of different steps (" +
+                    params_file.metadata_or("step", "?") + " vs " + step +
+                    "); the run folder is inconsistent");
+    for (const auto& p : run.model->table().entries()) {
+        const float* m = state.f32("m." + p.name, p.shape);
+        const float* v = state.f32("v." + p.name, p.shape);
+        std::copy(m, m + p.size, run.opt->m().data() + p.offset);
+        std::copy(v, v + p.size, run.opt->v().data() + p.offset);
+    }
+    run.opt->set_steps_done(std::stol(step));
+    // Keep the metrics rows up to the checkpoint.
+    std::ifstream in(dir + "/metrics.csv");
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        if (std::stol(line.substr(0, line.find(','))) > run.opt->steps_done()) break;
+        run.rows.push_back(line);
+        const size_t last_comma = line.rfind(',');
+        run.elapsed_before = std::stod(line.substr(last_comma + 1));
+    }
+    write_text_atomic(dir + "/config.toml", to_toml(run.cfg));
+    if (!opt.quiet)
+        fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, run.opt->steps_done(), run.cfg.train.steps);
+    if (run.opt->steps_done() >= run.cfg.train.steps)
+        throw Error("run '" + dir + "' is already complete (" + step +
+                    " steps); raise train.steps with --set to continue it");
+    return train_loop(run, opt);
+}
+
+LoadedRun load_run(const std::string& dir, int max_batch) {
+    LoadedRun r;
+    if (!fs::exists(dir + "/config.toml"))
+        throw Error("'" + dir + "' is not a run folder (no config.toml)");
+    apply_toml_file(r.cfg, dir + "/config.toml");
+    r.task = make_task(r.cfg.task);
+    resolve(r.cfg, r.task->vocab());
+    set_threads(resolve_threads(r.cfg.train.threads));
+    r.model = make_model(r.cfg.model, max_batch > 0 ? max_batch : r.cfg.train.batch);
+    load_params(*r.model, dir + "/model.safetensors");
+    return r;
+}
+
+std::string format_eval(const EvalResult& r) {
+    std::string s = fmt::format("{:<10} {:>9} {:>9}\n", "task", "accuracy", "counted");
+    for (size_t i = 0; i < r.labels.size(); i++)
+        s += fmt::format("{:<10} {:>8.2f}% {:>9}\n", r.labels[i], 100 * r.label_accuracy[i],
+                         r.label_counted[i]);
+    s += fmt::format("{:<10} {:>8.2f}% {:>9}   (loss {:.4f})\n", "overall", 100 * r.accuracy, r.counted,
+                     r.loss);
+    return s;
+}
+
+}  // namespace attnlab
