@@ -1,12 +1,14 @@
-// The subcommands of the `attnlab` binary; main.cpp wires them to CLI11.
+// The subcommands of the `attnlab` binary. Each file in src/cli registers its
+// subcommands on the CLI11 app with a callback that runs them; main.cpp only
+// calls the add_* functions. Errors are thrown as attnlab::Error (exit 2);
+// a command that fails a check throws CLI::RuntimeError(1).
 #pragma once
-#include <string>
+#include <CLI/CLI.hpp>
 
 namespace attnlab {
 
-// Prints the gradient-check table; returns the number of failed checks.
-int cmd_gradcheck(const std::string& map_filter, bool kernels_only);
-// Writes the golden cases compared by the PyTorch reference test.
-void cmd_golden(const std::string& out_dir);
+void add_train_commands(CLI::App& app);  // train, eval, recipes, config
+void add_task_commands(CLI::App& app);   // task sample
+void add_check_commands(CLI::App& app);  // gradcheck, golden
 
 }  // namespace attnlab

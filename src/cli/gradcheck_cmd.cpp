@@ -1,6 +1,8 @@
 // `attnlab gradcheck`: the finite-difference table of every kernel and model.
 #include <fmt/core.h>
 
+#include <memory>
+
 #include "cli/commands.h"
 #include "core/error.h"
 #include "kernels/attention.h"
@@ -8,7 +10,9 @@
 
 namespace attnlab {
 
-int cmd_gradcheck(const std::string& map_filter, bool kernels_only) {
+namespace {
+
+int run_gradcheck(const std::string& map_filter, bool kernels_only) {
     if (map_filter != "all" && map_filter != "cogformer" && !attention_map_from_name(map_filter))
         throw Error("--map '" + map_filter + "' is not valid; choose all, cogformer or one of: " +
                     attention_map_names());
@@ -29,6 +33,27 @@ int cmd_gradcheck(const std::string& map_filter, bool kernels_only) {
                "numeric = 4-point central difference, best of several steps (float32).\n",
                results.size(), failed);
     return failed;
+}
+
+}  // namespace
+
+void cmd_golden(const std::string& out_dir);  // golden.cpp
+
+void add_check_commands(CLI::App& app) {
+    struct Args {
+        std::string map = "all", golden_out;
+        bool kernels_only = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* gc = app.add_subcommand("gradcheck", "finite-difference check of every kernel and model");
+    gc->add_option("--map", a->map, "all, cogformer or one attention map");
+    gc->add_flag("--kernels-only", a->kernels_only, "skip the whole-model checks");
+    gc->callback([a] {
+        if (run_gradcheck(a->map, a->kernels_only) > 0) throw CLI::RuntimeError(1);
+    });
+    auto* golden = app.add_subcommand("golden", "write the cases for the PyTorch golden test");
+    golden->add_option("--out", a->golden_out, "folder")->required();
+    golden->callback([a] { cmd_golden(a->golden_out); });
 }
 
 }  // namespace attnlab
