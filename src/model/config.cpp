@@ -127,6 +127,18 @@ void validate(const ModelConfig& c) {
             throw Error("model.attention must give one map per layer (" + std::to_string(c.layers) +
                         "), got " + std::to_string(c.attention.size()));
     }
+    if (!attn && c.pos != PosEncoding::learned && c.pos != PosEncoding::none)
+        throw Error("model.pos = '" + pos_name(c.pos) + "' has no meaning for model.arch = '" +
+                    arch_name(c.arch) + "', which uses no positional encoding; leave it unset");
+    if (c.arch == Arch::mlp) {
+        if (c.window < 0 || c.window > c.context)
+            throw Error("model.window = " + std::to_string(c.window) + " is out of range: must be 0.." +
+                        std::to_string(c.context) + " (train.context; 0 means the whole context)");
+        check_range("model.hidden", c.hidden, 0, 1 << 16);
+    } else if (c.window != 0 || c.hidden != 0) {
+        throw Error(std::string(c.window != 0 ? "model.window" : "model.hidden") +
+                    " applies only to model.arch = 'mlp', not '" + arch_name(c.arch) + "'");
+    }
     if (c.arch == Arch::cisformer) {
         if (c.cis_maps.empty())
             throw Error("model.cis_maps is empty; list at least one of qkv, proj, fc, ffn_proj");

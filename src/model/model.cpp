@@ -28,6 +28,7 @@ void Model::init_params(uint64_t seed) {
                 case Init::residual: x[i] = float(residual_std * rng.normal()); break;
                 case Init::zeros: x[i] = 0.0f; break;
                 case Init::ones: x[i] = 1.0f; break;
+                case Init::forget_bias: x[i] = i / (p.size / 4) == 1 ? 1.0f : 0.0f; break;
             }
         }
     }
