@@ -54,6 +54,11 @@ TEST(Config, UnknownKeysAndBadValuesAreNamed) {
     apply_setting(lstm, "model.attention=cog");
     e = error_of([&] { resolve(lstm, 20); });
     EXPECT_NE(e.find("no attention"), std::string::npos) << e;
+    RunConfig mlp;
+    apply_setting(mlp, "model.arch=mlp");
+    apply_setting(mlp, "model.heads=8");
+    e = error_of([&] { resolve(mlp, 20); });
+    EXPECT_NE(e.find("model.heads"), std::string::npos) << e;
 }
 
 TEST(Config, TomlRoundTripKeepsEveryKey) {

@@ -28,7 +28,7 @@ DTYPE = torch.float64
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str            # transformer | cisformer (lstm, mlp: not in the reference yet)
+    arch: str            # transformer | cisformer | lstm | mlp
     vocab: int           # V
     dim: int             # C
     layers: int          # L
@@ -41,6 +41,8 @@ class ModelConfig:
     pos: str             # learned | sinusoidal | rope | alibi | none
     attention: tuple     # one map name per layer
     cis_maps: tuple      # position-specific maps (cisformer only)
+    window: int = 0      # mlp: tokens seen (0 = context)
+    hidden: int = 0      # mlp: hidden width (0 = 4 * dim)
 
     @property
     def head_size(self):
@@ -59,12 +61,9 @@ class ModelConfig:
         arch = obj.get("arch")
         if arch not in ARCHS:
             raise ValueError(f"model.arch = {arch!r}; valid: {list(ARCHS)}")
-        if arch in ("lstm", "mlp"):
-            raise NotImplementedError(f"the PyTorch reference does not implement arch {arch!r} yet "
-                                      f"(only transformer and cisformer)")
         required = ["arch", "vocab", "dim", "layers", "heads", "context", "ffn_mult", "ffn_act",
                     "norm", "norm_position", "pos", "attention"]
-        # window, hidden: sizes of the lstm / mlp architectures, unused here.
+        # window, hidden: sizes of the mlp architecture (0 = its defaults).
         optional = ["cis_maps", "window", "hidden"]
         missing = [k for k in required if k not in obj]
         if arch == "cisformer" and "cis_maps" not in obj:
@@ -103,8 +102,14 @@ class ModelConfig:
             heads=positive_int("heads"), context=positive_int("context"),
             ffn_mult=positive_int("ffn_mult"), ffn_act=choice("ffn_act", FFN_ACTS),
             norm=choice("norm", NORMS), norm_position=choice("norm_position", NORM_POSITIONS),
-            pos=choice("pos", POSITIONAL), attention=names("attention", ATTENTION_MAPS, layers),
-            cis_maps=names("cis_maps", CIS_MAPS))
+            pos=choice("pos", POSITIONAL),
+            attention=names("attention", ATTENTION_MAPS, None if arch in ("lstm", "mlp") else layers),
+            cis_maps=names("cis_maps", CIS_MAPS),
+            window=int(obj.get("window", 0)), hidden=int(obj.get("hidden", 0)))
+        if arch in ("lstm", "mlp"):
+            if not 0 <= cfg.window <= cfg.context or cfg.hidden < 0:
+                raise ValueError(f"model.window = {cfg.window} must lie in 0..context, hidden >= 0")
+            return cfg
         if cfg.dim % cfg.heads:
             raise ValueError(f"model.dim = {cfg.dim} is not divisible by model.heads = {cfg.heads}")
         if cfg.pos == "rope" and cfg.head_size % 2:
@@ -366,6 +371,102 @@ class Model(nn.Module):
                 p.copy_(value.to(DTYPE))
 
 
+class LSTMLayer(nn.Module):
+    """One LSTM layer, gates (i, f, g, o) stacked in the rows of weight_ih, weight_hh, bias."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.weight_ih = _param(4 * C, C)
+        self.weight_hh = _param(4 * C, C)
+        self.bias = _param(4 * C)
+
+    def forward(self, x):  # x (B, T, C) -> h (B, T, C); h = c = 0 before the window
+        B, T, C = x.shape
+        pre = x @ self.weight_ih.T + self.bias  # the input part of every step at once
+        h = x.new_zeros(B, C)
+        c = x.new_zeros(B, C)
+        out = []
+        for t in range(T):
+            a = pre[:, t] + h @ self.weight_hh.T
+            i, f, g, o = a[:, :C], a[:, C:2 * C], a[:, 2 * C:3 * C], a[:, 3 * C:]
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            out.append(h)
+        return torch.stack(out, dim=1)
+
+
+class RecurrentBase(nn.Module):
+    """Shared input checks and checkpoint loading of the LSTM and the MLP."""
+
+    def check_inputs(self, inputs):
+        inputs = torch.as_tensor(inputs, dtype=torch.long)
+        T = inputs.shape[1]
+        if not 1 <= T <= self.cfg.context:
+            raise ValueError(f"window length {T} outside 1..context={self.cfg.context}")
+        if inputs.min() < 0 or inputs.max() >= self.cfg.vocab:
+            raise ValueError(f"token ids must lie in 0..{self.cfg.vocab - 1}")
+        return inputs
+
+    param_shapes = None  # set below from Model
+    load_params = None
+
+
+class LSTMModel(RecurrentBase):
+    """Embedding -> L LSTM layers of width C -> linear head."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = Table(cfg.vocab, cfg.dim)
+        self.lstm = nn.ModuleList(LSTMLayer(cfg.dim) for _ in range(cfg.layers))
+        self.head = Linear(cfg.dim, cfg.vocab)
+
+    def forward(self, inputs):
+        x = self.tok_emb.weight[self.check_inputs(inputs)]
+        for layer in self.lstm:
+            x = layer(x)
+        return self.head(x)
+
+
+class MLPModel(RecurrentBase):
+    """Concatenated embeddings of the last W tokens -> L GELU layers -> linear head."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.W = cfg.window or cfg.context
+        F = cfg.hidden or 4 * cfg.dim
+        self.tok_emb = Table(cfg.vocab, cfg.dim)
+        widths = [self.W * cfg.dim] + [F] * cfg.layers
+        self.mlp = nn.ModuleList(Linear(widths[i], widths[i + 1]) for i in range(cfg.layers))
+        self.head = Linear(F, cfg.vocab)
+
+    def forward(self, inputs):
+        inputs = self.check_inputs(inputs)
+        B, T = inputs.shape
+        e = self.tok_emb.weight[inputs]  # (B, T, C)
+        padded = torch.cat([e.new_zeros(B, self.W - 1, e.shape[2]), e], dim=1)
+        z = torch.stack([padded[:, t:t + self.W].reshape(B, -1) for t in range(T)], dim=1)
+        for layer in self.mlp:
+            z = gelu_tanh(layer(z))
+        return self.head(z)
+
+
+RecurrentBase.param_shapes = Model.param_shapes
+RecurrentBase.load_params = Model.load_params
+
+
+def build_model(cfg):
+    """The reference model for a config (ModelConfig, dict or JSON string)."""
+    if not isinstance(cfg, ModelConfig):
+        cfg = ModelConfig.from_json(cfg)
+    if cfg.arch == "lstm":
+        return LSTMModel(cfg)
+    if cfg.arch == "mlp":
+        return MLPModel(cfg)
+    return Model(cfg)
+
+
 @torch.no_grad()
 def init_params(model, seed=0, std=0.02):
     """MODELS.md initialisation: weights N(0, std), residual output projections
@@ -406,6 +507,6 @@ def load_model(path, kinds=("params",)):
     kind = metadata.get("kind")
     if kinds is not None and kind not in kinds:
         raise CheckpointError(f"{path}: metadata kind is {kind!r}, expected one of {list(kinds)}")
-    model = Model(ModelConfig.from_json(read_json_metadata(metadata, "model", path)))
+    model = build_model(read_json_metadata(metadata, "model", path))
     model.load_params(tensors, source=str(path))
     return model, metadata

@@ -1,6 +1,7 @@
 // The key table behind every configuration path (TOML, --set, resume).
 #include "train/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -309,6 +310,14 @@ void resolve(RunConfig& cfg, int task_vocab) {
         if (m.pos != defaults.model.pos)
             throw Error("model.pos = '" + pos_name(m.pos) + "' makes no sense for model.arch = '" +
                         arch_name(m.arch) + "' (it sees positions through its structure); remove the key");
+        // Keys of the transformer block that these architectures do not have.
+        const std::vector<std::string> block_keys{"model.heads", "model.ffn_mult", "model.ffn_act",
+                                                  "model.norm", "model.norm_position"};
+        for (const auto& k : config_keys())
+            if (std::find(block_keys.begin(), block_keys.end(), k.name) != block_keys.end() &&
+                k.get(cfg) != k.get(defaults))
+                throw Error(k.name + " = " + k.get(cfg) + " makes no sense for model.arch = '" +
+                            arch_name(m.arch) + "', which has no attention heads, FFN or norms; remove the key");
         m.attention.clear();
     }
     if (m.arch != Arch::cisformer && m.cis_maps != ModelConfig{}.cis_maps)

@@ -189,10 +189,41 @@ def test_config_accepts_recurrent_sizes():
     assert cfg.arch == "transformer" and cfg.attention == ("softmax",) * 3
 
 
-@pytest.mark.parametrize("arch", ["lstm", "mlp"])
-def test_lstm_mlp_not_implemented(arch):
-    with pytest.raises(NotImplementedError, match=arch):
-        ModelConfig.from_json({"arch": arch})
+def test_lstm_matches_torch_lstm():
+    """The hand-written LSTM equals torch.nn.LSTM with bias_ih = bias, bias_hh = 0."""
+    from attnlab_ref import build_model
+    cfg = dict(model_json(), arch="lstm", layers=2, dim=6, attention=[], window=0, hidden=0)
+    model = build_model(cfg)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.5)
+    ref = torch.nn.LSTM(6, 6, num_layers=2, batch_first=True).double()
+    with torch.no_grad():
+        for l, layer in enumerate(model.lstm):
+            getattr(ref, f"weight_ih_l{l}").copy_(layer.weight_ih)
+            getattr(ref, f"weight_hh_l{l}").copy_(layer.weight_hh)
+            getattr(ref, f"bias_ih_l{l}").copy_(layer.bias)
+            getattr(ref, f"bias_hh_l{l}").zero_()
+    tokens = torch.randint(0, cfg["vocab"], (2, 5), generator=gen)
+    h, _ = ref(model.tok_emb.weight[tokens])
+    torch.testing.assert_close(model(tokens), model.head(h), rtol=1e-12, atol=1e-12)
+
+
+def test_mlp_sees_exactly_its_window():
+    from attnlab_ref import build_model
+    cfg = dict(model_json(), arch="mlp", layers=2, dim=4, attention=[], window=3, hidden=8)
+    model = build_model(cfg)
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    tokens = torch.randint(0, cfg["vocab"], (1, 8), generator=gen)
+    base = model(tokens)
+    changed = tokens.clone()
+    changed[0, 2] = (changed[0, 2] + 1) % cfg["vocab"]
+    diff = (model(changed) - base).abs().amax(-1)[0]
+    assert [bool(d > 0) for d in diff] == [t in (2, 3, 4) for t in range(8)]
 
 
 def test_load_errors(tmp_path):
