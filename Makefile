@@ -1,13 +1,13 @@
 # attnlab: `make demo` and `make test` set everything up on a fresh Debian 12
 # (as root: missing packages are installed with apt-get), build in build/, run.
-.PHONY: all deps build demo test test-cpp test-python gradcheck bench clean
+.PHONY: all deps build demo test test-cpp test-python gradcheck bench bench-all microbench clean
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 PACKAGES := g++ make cmake pkg-config libopenblas-openmp-dev libcli11-dev libtomlplusplus-dev \
             nlohmann-json3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
-            python3 python3-torch python3-numpy python3-pytest
+            python3 python3-torch python3-numpy python3-pytest bible-kjv
 
 all: build
 
@@ -23,9 +23,17 @@ deps:
 	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-build: deps
+build: deps corpus
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release > /dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The text task's default corpus: the King James Bible (public domain), printed by
+# the program of the Debian package bible-kjv, one verse per line (4.3 MB).
+.PHONY: corpus
+corpus: data/kjv.txt
+data/kjv.txt: | deps
+	mkdir -p data
+	bible -l 100000 gen1:1-rev22:21 < /dev/null > $@.tmp && mv $@.tmp $@
 
 demo: build
 	$(BUILD)/attnlab train --recipe iarc-quick --out runs/iarc-quick --force
@@ -41,6 +49,28 @@ test-python: build
 	ATTNLAB_BIN=$(CURDIR)/$(BUILD)/attnlab ATTNLAB_REQUIRE_GOLDEN=1 $(PYTHON) -m pytest -q tests/python
 
 test: test-cpp test-python
+
+# Speed (docs/performance.md): attnlab against PyTorch on the reference recipes
+# bench-r1 .. bench-r4, softmax and cog maps (bench-all: every map), 1 and 2
+# threads, plus R1's context scaling. Run it on a quiet machine.
+bench: build
+	$(PYTHON) bench/run_bench.py --attnlab $(BUILD)/attnlab
+
+bench-all: build
+	$(PYTHON) bench/run_bench.py --attnlab $(BUILD)/attnlab --all
+
+# Google Benchmark timings of single kernels (every attention map, forward and backward).
+microbench: build
+	$(BUILD)/attnlab_microbench
+
+# Experiments (RESULTS.md): `make exp-NAME` sweeps experiments/NAME.toml into
+# runs/exp-NAME, one run per core (run it again to resume), then writes
+# runs/exp-NAME/report.html, report.md and accuracy.svg.
+EXPERIMENTS := ladder multitask iarc cog
+.PHONY: $(addprefix exp-,$(EXPERIMENTS))
+$(addprefix exp-,$(EXPERIMENTS)): exp-%: build
+	$(BUILD)/attnlab sweep --grid experiments/$*.toml --out runs/exp-$* --jobs $(JOBS)
+	$(BUILD)/attnlab report runs/exp-$*
 
 clean:
 	rm -rf $(BUILD)

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -452,10 +453,14 @@ TEST(Tasks, ParallelSamplingGivesTheSerialWindows) {
 }
 
 TEST(Tasks, RegistryListsEveryTask) {
-    EXPECT_EQ(task_names(), (std::vector<std::string>{"iarc", "ladder", "multitask"}));
+    EXPECT_EQ(task_names(), (std::vector<std::string>{"iarc", "ladder", "multitask", "text"}));
+    // The text task reads a file: a small one of its own (tests/test_text.cpp tests it).
+    const std::string text_path = ::testing::TempDir() + "attnlab-registry.txt";
+    std::ofstream(text_path) << std::string(1000, 'a');
     for (const std::string& name : task_names()) {
         TaskConfig cfg;
         cfg.name = name;
+        cfg.path = text_path;
         EXPECT_EQ(make_task(cfg)->name(), name);
     }
     EXPECT_THROW(sample_window(*make_task(TaskConfig{}), 1, 0, 0), Error);

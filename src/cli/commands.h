@@ -10,5 +10,7 @@ namespace attnlab {
 void add_train_commands(CLI::App& app);  // train, eval, recipes, config
 void add_task_commands(CLI::App& app);   // task sample
 void add_check_commands(CLI::App& app);  // gradcheck, golden
+void add_report_commands(CLI::App& app);  // sweep, report, attention
+void add_generate_commands(CLI::App& app);  // generate
 
 }  // namespace attnlab

@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
     attnlab::add_train_commands(app);
     attnlab::add_task_commands(app);
     attnlab::add_check_commands(app);
+    attnlab::add_report_commands(app);
+    attnlab::add_generate_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -20,7 +20,7 @@ void add_task_commands(CLI::App& app) {
     auto* task = app.add_subcommand("task", "inspect the task generators");
     task->require_subcommand(1);
     auto* sample = task->add_subcommand("sample", "print generated windows");
-    sample->add_option("--task", a->task, "iarc | ladder | multitask");
+    sample->add_option("--task", a->task, "iarc | ladder | multitask | text");
     sample->add_option("--set", a->settings, "task option, e.g. --set task.n=8");
     sample->add_option("--windows", a->windows, "number of windows");
     sample->add_option("--context", a->context, "window length T");

@@ -26,6 +26,7 @@ RunConfig config_from(const std::string& recipe, const std::string& config_file,
 
 nlohmann::ordered_json eval_json(const EvalResult& r) {
     nlohmann::ordered_json j{{"accuracy", r.accuracy}, {"loss", r.loss}, {"counted", r.counted}};
+    if (r.bits_per_byte) j["bits_per_byte"] = *r.bits_per_byte;
     for (size_t i = 0; i < r.labels.size(); i++)
         j["per_task"][r.labels[i]] = {{"accuracy", r.label_accuracy[i]}, {"counted", r.label_counted[i]}};
     return j;

@@ -7,6 +7,7 @@
 #include "tasks/iarc.h"
 #include "tasks/ladder.h"
 #include "tasks/options.h"
+#include "tasks/text.h"
 
 namespace attnlab {
 namespace {
@@ -21,6 +22,7 @@ constexpr TaskEntry task_registry[] = {
     {"iarc", make_iarc_task},
     {"ladder", make_ladder_task},
     {"multitask", make_multitask_task},
+    {"text", make_text_task},
 };
 
 }  // namespace
@@ -41,6 +43,7 @@ std::unique_ptr<Task> make_task(const TaskConfig& cfg) {
 
 Window sample_window(const Task& task, uint64_t seed, uint64_t index, int T) {
     if (T < 1) throw Error(fmt::format("window length T = {} is out of range: must be >= 1", T));
+    task.check_window(T);
     Window w;
     w.tokens.resize(size_t(T) + 1);
     w.counted.resize(size_t(T));

@@ -13,7 +13,7 @@ namespace attnlab {
 // Options of every task; which ones a task reads is documented per field.
 // Defaults follow TASKS.md.
 struct TaskConfig {
-    std::string name = "iarc";       // iarc | ladder | multitask (| text later)
+    std::string name = "iarc";       // iarc | ladder | multitask | text
     int n = 16;                      // data alphabet size N
     int k = 2;                       // ladder level K (1..8): delays 1, 2, 4, ..., 2^(K-1)
     std::vector<int> delays;         // ladder: explicit delays, overrides k when non-empty
@@ -21,7 +21,9 @@ struct TaskConfig {
     double mu = 6.0;                 // iarc: mean segment length
     int l_max = 9;                   // iarc: largest segment length
     std::vector<int> levels{2, 3, 4};  // multitask: ladder level of each task
-    std::string path;                // text: corpus file (issue 7)
+    // text: the corpus, any file of bytes; the default, the King James Bible, is
+    // written by `make corpus` (relative paths are relative to the working folder).
+    std::string path = "data/kjv.txt";
 };
 
 // One window: T + 1 tokens (inputs are 0..T-1, targets 1..T), and per target
@@ -48,13 +50,24 @@ public:
                         int8_t* label) const = 0;
     // Readable form of a token for `task sample --format text` (e.g. "I" for a control token).
     virtual std::string token_text(int32_t token) const { return std::to_string(token); }
+
+    // Throws Error if windows of length T cannot be drawn (text: a file too short).
+    // BatchData::fill and sample_window call it before sampling, so sample() itself
+    // never has to fail (it may run on several threads).
+    virtual void check_window(int T) const {}
+    // The task the evaluation set is drawn from: the task itself for the generated
+    // tasks (a separate seed gives fresh windows), the held-out validation part of
+    // the file for `text`.
+    virtual const Task& eval_task() const { return *this; }
+    // Tokens are the bytes of a text: the loss is also reported in bits per byte.
+    virtual bool byte_level() const { return false; }
 };
 
 // Validates cfg (throws Error naming the key, the value and what is valid) and builds the task.
 // Only the options the named task reads are checked.
 std::unique_ptr<Task> make_task(const TaskConfig& cfg);
 
-// Names make_task accepts, in registry order: iarc, ladder, multitask.
+// Names make_task accepts, in registry order: iarc, ladder, multitask, text.
 std::vector<std::string> task_names();
 
 // Window number `index` of the stream with seed `seed`: Rng(seed).split(index)

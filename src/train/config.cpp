@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -86,6 +87,23 @@ std::vector<int> parse_int_list(const std::string& key, const std::string& v, lo
 }
 
 std::string quote(const std::string& s) { return "\"" + s + "\""; }
+// A TOML basic string: backslash, quote and control characters escaped (file paths).
+std::string toml_string(const std::string& s) {
+    std::string out = "\"";
+    for (const char ch : s) {
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (uint8_t(ch) < 0x20 || ch == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(uint8_t(ch)));
+            out += buf;
+        } else {
+            out += ch;
+        }
+    }
+    return out + "\"";
+}
 std::string fmt_float(float x) {
     std::ostringstream os;
     os.precision(9);
@@ -166,7 +184,7 @@ std::vector<ConfigKey> make_keys() {
     k.push_back(INT_KEY("model.window", model.window, 0, 8192, "mlp: tokens seen per prediction (0 = the whole context)"));
     k.push_back(INT_KEY("model.hidden", model.hidden, 0, 65536, "mlp: hidden width (0 = 4 * dim)"));
     // [task]
-    k.push_back({"task.name", "task: iarc | ladder | multitask",
+    k.push_back({"task.name", "task: iarc | ladder | multitask | text",
                  [](RunConfig& c, const std::string& v) { c.task.name = choice("task.name", v, task_names()); },
                  [](const RunConfig& c) { return quote(c.task.name); }});
     k.push_back(INT_KEY("task.n", task.n, 2, 1000, "data alphabet size N"));
@@ -184,6 +202,12 @@ std::vector<ConfigKey> make_keys() {
     k.push_back({"task.levels", "multitask: ladder level of each task, e.g. [2, 3, 4]",
                  [](RunConfig& c, const std::string& v) { c.task.levels = parse_int_list("task.levels", v, 1, 8); },
                  [](const RunConfig& c) { return int_list(c.task.levels); }});
+    k.push_back({"task.path",
+                 "text: the corpus, any file of bytes (training windows from its first 90%, "
+                 "evaluation from the last 10%); default: the King James Bible written by "
+                 "`make corpus`, relative to the working folder",
+                 [](RunConfig& c, const std::string& v) { c.task.path = trim(v); },
+                 [](const RunConfig& c) { return toml_string(c.task.path); }});
     // [train]
     k.push_back(INT_KEY("train.steps", train.steps, 1, 100000000, "optimizer steps"));
     k.push_back(INT_KEY("train.batch", train.batch, 1, 65536, "windows per step"));

@@ -2,6 +2,7 @@
 #include "train/data.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/rng.h"
 
@@ -17,6 +18,7 @@ BatchData::BatchData(int B_, int T_)
       counted(inputs.size()), labels(inputs.size()) {}
 
 void BatchData::fill(const Task& task, uint64_t seed, uint64_t first_index) {
+    task.check_window(T);  // throws here, not inside the parallel loop
     const Rng base(seed);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
@@ -29,9 +31,9 @@ void BatchData::fill(const Task& task, uint64_t seed, uint64_t first_index) {
 }
 
 EvalSet::EvalSet(const Task& task, uint64_t seed, int windows, int T)
-    : label_names_(task.label_names()), windows_(windows), T_(T) {
+    : label_names_(task.label_names()), byte_level_(task.byte_level()), windows_(windows), T_(T) {
     BatchData all(windows, T);
-    all.fill(task, seed, 0);
+    all.fill(task.eval_task(), seed, 0);
     inputs_ = std::move(all.inputs);
     targets_ = std::move(all.targets);
     counted_ = std::move(all.counted);
@@ -62,6 +64,7 @@ EvalResult EvalSet::evaluate(Model& model) const {
     }
     r.loss = r.counted ? loss_sum / double(r.counted) : 0.0;
     r.accuracy = r.counted ? double(total_correct) / double(r.counted) : 0.0;
+    if (byte_level_) r.bits_per_byte = r.loss / std::log(2.0);
     for (size_t l = 0; l < L; l++) {
         r.label_counted.push_back(counted[l]);
         r.label_accuracy.push_back(counted[l] ? double(correct[l]) / double(counted[l]) : 0.0);

@@ -3,6 +3,7 @@
 // fixed evaluation set.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "model/model.h"
@@ -31,10 +32,12 @@ struct EvalResult {
     std::vector<std::string> labels;  // task label names
     std::vector<double> label_accuracy;
     std::vector<long> label_counted;
+    std::optional<double> bits_per_byte;  // byte-level tasks (text): loss / ln 2
 };
 
-// The fixed evaluation set: `windows` windows of seed `seed`, evaluated in
-// batches of the model's max batch.
+// The fixed evaluation set: `windows` windows of seed `seed` drawn from
+// task.eval_task() (for text: the validation part), evaluated in batches of the
+// model's max batch.
 class EvalSet {
 public:
     EvalSet(const Task& task, uint64_t seed, int windows, int T);
@@ -43,6 +46,7 @@ public:
 
 private:
     std::vector<std::string> label_names_;
+    bool byte_level_;
     int windows_, T_;
     std::vector<int32_t> inputs_, targets_;
     std::vector<uint8_t> counted_;

@@ -43,6 +43,96 @@ lr = 3e-3
 warmup = 50
 eval_every = 200
 )"},
+        {"text-small", "a 4-layer byte-level transformer on the King James Bible (task text), a few minutes",
+         R"([model]
+arch = "transformer"
+attention = "softmax"
+layers = 4
+dim = 128
+heads = 4
+pos = "rope"
+[task]
+name = "text"
+[train]
+steps = 2000
+batch = 16
+context = 128
+lr = 2e-3
+warmup = 100
+eval_every = 500
+eval_windows = 256
+)"},
+        // The reference configurations of `attnlab bench` and `make bench`
+        // (docs/performance.md); all on iarc with N = 16, vocab 20.
+        {"bench-r1", "benchmark R1: transformer, 2 layers, d 64, 4 heads, FFN 4x, T 64, batch 64",
+         R"([model]
+arch = "transformer"
+attention = "softmax"
+layers = 2
+dim = 64
+heads = 4
+ffn_mult = 4
+[task]
+name = "iarc"
+n = 16
+[train]
+steps = 2000
+batch = 64
+context = 64
+lr = 3e-3
+warmup = 100
+)"},
+        {"bench-r2", "benchmark R2: transformer, 4 layers, d 128, 4 heads, FFN 4x, T 128, batch 32",
+         R"([model]
+arch = "transformer"
+attention = "softmax"
+layers = 4
+dim = 128
+heads = 4
+ffn_mult = 4
+[task]
+name = "iarc"
+n = 16
+[train]
+steps = 2000
+batch = 32
+context = 128
+lr = 1e-3
+warmup = 100
+)"},
+        {"bench-r3", "benchmark R3: cisformer (position-specific qkv, proj) shaped as R1",
+         R"([model]
+arch = "cisformer"
+attention = "softmax"
+layers = 2
+dim = 64
+heads = 4
+ffn_mult = 4
+[task]
+name = "iarc"
+n = 16
+[train]
+steps = 2000
+batch = 64
+context = 64
+lr = 3e-3
+warmup = 100
+)"},
+        {"bench-r4", "benchmark R4: LSTM, 2 layers, hidden 128, T 64, batch 64",
+         R"([model]
+arch = "lstm"
+layers = 2
+dim = 128
+[task]
+name = "iarc"
+n = 16
+[train]
+steps = 2000
+batch = 64
+context = 64
+lr = 3e-3
+warmup = 100
+)"},
     };
     return recipes;
 }

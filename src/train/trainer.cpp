@@ -117,6 +117,7 @@ void write_summary(Run& run, const TrainSummary& s) {
     nlohmann::ordered_json j;
     j["eval_accuracy"] = s.eval.accuracy;
     j["eval_loss"] = s.eval.loss;
+    if (s.eval.bits_per_byte) j["eval_bits_per_byte"] = *s.eval.bits_per_byte;
     nlohmann::ordered_json per_task;
     for (size_t i = 0; i < s.eval.labels.size(); i++)
         per_task[s.eval.labels[i]] = {{"accuracy", s.eval.label_accuracy[i]},
@@ -187,6 +188,7 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
                 eval_cols += fmt::format(",{:.6f}", ev.label_accuracy[i]);
                 per += fmt::format("  {} {:.1f}%", ev.labels[i], 100 * ev.label_accuracy[i]);
             }
+            if (ev.bits_per_byte) per += fmt::format("  {:.3f} bits/byte", *ev.bits_per_byte);
             progress.note(fmt::format("step {:>6}  eval loss {:.4f}  acc {:.2f}%  |{}", step, ev.loss,
                                       100 * ev.accuracy, per));
         }
@@ -305,6 +307,7 @@ std::string format_eval(const EvalResult& r) {
                          r.label_counted[i]);
     s += fmt::format("{:<10} {:>8.2f}% {:>9}   (loss {:.4f})\n", "overall", 100 * r.accuracy, r.counted,
                      r.loss);
+    if (r.bits_per_byte) s += fmt::format("validation loss {:.4f} bits per byte\n", *r.bits_per_byte);
     return s;
 }
 
