@@ -12,5 +12,6 @@ void add_task_commands(CLI::App& app);   // task sample
 void add_check_commands(CLI::App& app);  // gradcheck, golden
 void add_report_commands(CLI::App& app);  // sweep, report, attention
 void add_generate_commands(CLI::App& app);  // generate
+void add_bench_commands(CLI::App& app);  // bench
 
 }  // namespace attnlab

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/profile.h"
+
 namespace attnlab {
 
 float learning_rate(const AdamWConfig& cfg, long step) {
@@ -18,6 +20,7 @@ float learning_rate(const AdamWConfig& cfg, long step) {
 }
 
 double grad_norm(const float* grad, size_t n) {
+    const ProfileScope prof(KernelFamily::optimizer);
     // Each thread sums a fixed contiguous slice; the partial sums are added in
     // thread order, so the result depends only on the thread count.
     constexpr int kMaxThreads = 256;
@@ -25,7 +28,8 @@ double grad_norm(const float* grad, size_t n) {
     int used = 1;
 #pragma omp parallel
     {
-        const int nt = omp_get_num_threads(), id = omp_get_thread_num();  // nt <= 256, see set_threads
+        // nt <= 256, see set_threads
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
         if (id == 0) used = nt;
         const size_t begin = n * id / nt, end = n * (id + 1) / nt;
         double acc = 0.0;
@@ -39,6 +43,7 @@ double grad_norm(const float* grad, size_t n) {
 
 void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
                   const AdamWConfig& cfg, long t, bool decay, float grad_scale) {
+    const ProfileScope prof(KernelFamily::optimizer);
     const float b1 = cfg.beta1, b2 = cfg.beta2;
     const float bc1 = 1.0f - float(std::pow(double(b1), double(t)));
     const float bc2 = 1.0f - float(std::pow(double(b2), double(t)));

@@ -2,10 +2,13 @@
 // live in one registry (all_attention_maps) that tests, benchmarks, sweeps
 // and reports loop over, so a new map is added in one place.
 #pragma once
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "kernels/grad_store.h"
 
 namespace attnlab {
 
@@ -35,16 +38,28 @@ struct AttentionShape {
     int hs() const { return C / H; }
 };
 
+// Whether the map's backward needs the scores s besides the weights w
+// (expressive, quadratic, extensive); the others get by with w (cog: sign(s) =
+// sign(w) wherever w != 0, and where w = 0 its gradient is 0 either way).
+bool attention_map_needs_scores(AttnMap map);
+
+// Scratch floats one thread of attention_forward / attention_backward uses; pass
+// get_threads() times this (the kernels run outside other parallel regions).
+size_t attention_scratch_floats(AttentionShape sh);
+
 // Per head: s_ij = q_i . k_j / sqrt(hs) + alibi_ij for j <= i; w = map(s) row-wise
 // (0 for j > i); out_i = sum_j w_ij v_j.
-// out (B, T, C); scores, weights (B, H, T, T), kept for backward; qkv (B, T, 3C).
-// maps: one map for all heads of this layer. alibi_slopes: (H) or nullptr.
-void attention_forward(float* out, float* scores, float* weights, const float* qkv, AttnMap map,
-                       const float* alibi_slopes, AttentionShape sh);
-// dqkv += gradient of q, k, v; scratch: get_threads() * T * T floats.
+// out (B, T, C); qkv (B, T, 3C); weights (B, H, T, T), kept for backward: the kernel
+// writes every j <= i and zeros a few j > i, so entries further right must hold
+// zeros on entry (a zeroed buffer stays valid for every call with the same T).
+// scores (B, H, T, T), only j <= i written: needed if attention_map_needs_scores,
+// else may be nullptr. alibi_slopes: (H) or nullptr. map: one map for all heads.
+void attention_forward(float* out, float* scores, float* weights, float* scratch, const float* qkv,
+                       AttnMap map, const float* alibi_slopes, AttentionShape sh);
+// dqkv (B, T, 3C) receives the gradient of q, k, v (added or overwritten, `store`).
 void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                        const float* scores, const float* weights, AttnMap map,
-                        AttentionShape sh);
+                        const float* scores, const float* weights, AttnMap map, AttentionShape sh,
+                        GradStore store = GradStore::add);
 
 // ALiBi slopes m_h = 2^(-8h/H), h = 1..H.
 void alibi_slopes(float* slopes, int H);

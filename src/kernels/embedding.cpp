@@ -1,13 +1,18 @@
 // Embedding lookup and positional encodings.
 #include "kernels/embedding.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstddef>
+
+#include "core/profile.h"
 
 namespace attnlab {
 
 void embedding_forward(float* out, const int32_t* tokens, const float* tok_emb,
                        const float* pos_emb, const float* sin_table, int B, int T, int C) {
+    const ProfileScope prof(KernelFamily::embedding);
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         const int t = bt % T;
@@ -23,15 +28,25 @@ void embedding_forward(float* out, const int32_t* tokens, const float* tok_emb,
 
 void embedding_backward(float* dtok_emb, float* dpos_emb, const float* dout, const int32_t* tokens,
                         int B, int T, int C, int V) {
-    // Scatter-add over tokens: parallel over channels so no two threads touch
-    // the same element and the summation order is fixed.
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        for (int bt = 0; bt < B * T; bt++)
-            dtok_emb[size_t(tokens[bt]) * C + c] += dout[size_t(bt) * C + c];
-        if (dpos_emb)
-            for (int bt = 0; bt < B * T; bt++)
-                dpos_emb[size_t(bt % T) * C + c] += dout[size_t(bt) * C + c];
+    const ProfileScope prof(KernelFamily::embedding);
+    // Scatter-add over tokens: each thread owns a slice of the channels and walks
+    // the rows in order, so no two threads touch the same element and the
+    // summation order is fixed.
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        const int c0 = C * id / nt, c1 = C * (id + 1) / nt;
+        for (int bt = 0; bt < B * T; bt++) {
+            const float* g = dout + size_t(bt) * C;
+            float* e = dtok_emb + size_t(tokens[bt]) * C;
+#pragma omp simd
+            for (int c = c0; c < c1; c++) e[c] += g[c];
+            if (dpos_emb) {
+                float* p = dpos_emb + size_t(bt % T) * C;
+#pragma omp simd
+                for (int c = c0; c < c1; c++) p[c] += g[c];
+            }
+        }
     }
 }
 
@@ -56,6 +71,7 @@ void rope_tables(float* cos_t, float* sin_t, int T, int hs) {
 
 void rope_forward(float* out, const float* qkv, const float* cos_t, const float* sin_t, int B,
                   int T, int C, int H) {
+    const ProfileScope prof(KernelFamily::embedding);
     const int hs = C / H, half = hs / 2;
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
@@ -77,8 +93,10 @@ void rope_forward(float* out, const float* qkv, const float* cos_t, const float*
 }
 
 void rope_backward(float* dqkv, const float* dout, const float* cos_t, const float* sin_t, int B,
-                   int T, int C, int H) {
+                   int T, int C, int H, GradStore store) {
+    const ProfileScope prof(KernelFamily::embedding);
     const int hs = C / H, half = hs / 2;
+    const bool add = store == GradStore::add;
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         const int t = bt % T;
@@ -89,12 +107,14 @@ void rope_backward(float* dqkv, const float* dout, const float* cos_t, const flo
             float* dxh = dx + h * hs;
             for (int i = 0; i < half; i++) {
                 const float c = cos_t[t * half + i], s = sin_t[t * half + i];
-                dxh[i] += dyh[i] * c + dyh[i + half] * s;
-                dxh[i + half] += -dyh[i] * s + dyh[i + half] * c;
+                const float g0 = dyh[i] * c + dyh[i + half] * s;
+                const float g1 = -dyh[i] * s + dyh[i + half] * c;
+                dxh[i] = add ? dxh[i] + g0 : g0;
+                dxh[i + half] = add ? dxh[i + half] + g1 : g1;
             }
-            if (hs % 2) dxh[hs - 1] += dyh[hs - 1];
+            if (hs % 2) dxh[hs - 1] = add ? dxh[hs - 1] + dyh[hs - 1] : dyh[hs - 1];
         }
-        for (int c = 2 * C; c < 3 * C; c++) dx[c] += dy[c];
+        for (int c = 2 * C; c < 3 * C; c++) dx[c] = add ? dx[c] + dy[c] : dy[c];
     }
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/grad_store.h"
+
 namespace attnlab {
 
 enum class PosEncoding { learned, sinusoidal, rope, alibi, none };
@@ -25,8 +27,8 @@ void rope_tables(float* cos_t, float* sin_t, int T, int hs);
 // (B, T, 3C); v is copied unchanged.
 void rope_forward(float* out, const float* qkv, const float* cos_t, const float* sin_t, int B,
                   int T, int C, int H);
-// dqkv += R^T dout (the rotation by minus the angle); v gradient passes through.
+// dqkv (= or +=, `store`) R^T dout (the rotation by minus the angle); v gradient passes through.
 void rope_backward(float* dqkv, const float* dout, const float* cos_t, const float* sin_t, int B,
-                   int T, int C, int H);
+                   int T, int C, int H, GradStore store = GradStore::add);
 
 }  // namespace attnlab

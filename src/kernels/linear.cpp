@@ -1,73 +1,120 @@
-// Linear layers through gemm(); bias sums parallel over output channels, so
-// the result does not depend on the thread count's reduction order.
+// Linear layers through gemm(), split into fixed blocks that the threads share:
+// row blocks of the output (forward, input gradient) and blocks of output
+// channels of the weight gradient (each summed over all N rows). A block's
+// gemm call does not depend on the thread count, and OpenBLAS's result for a
+// call does not depend on which thread makes it, so neither do ours (OpenBLAS
+// picks kernels by matrix size, so splitting by thread count would not be).
 #include "kernels/linear.h"
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstddef>
 
 #include "core/gemm.h"
+#include "core/profile.h"
 
 namespace attnlab {
 
-static void add_bias(float* out, const float* bias, int N, int OC, int ld) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
+namespace {
+
+constexpr int kRowBlock = 256;  // rows per gemm call: as fast as whole-matrix calls here
+constexpr int kOutBlock = 128;  // weight-gradient rows (output channels) per gemm call
+
+int blocks(int n, int block) {
+    return (n + block - 1) / block;
+}
+
+void add_bias(float* out, const float* bias, int rows, int OC, int ld) {
+    for (int n = 0; n < rows; n++) {
         float* o = out + size_t(n) * ld;
+#pragma omp simd
         for (int c = 0; c < OC; c++) o[c] += bias[c];
     }
 }
 
-// dbias[c] += sum_n dout[n, c]. Each thread owns a slice of columns and walks
-// the rows in order (vectorised over columns, fixed summation order).
-static void sum_rows(float* dbias, const float* dout, int N, int OC, int ld) {
-#pragma omp parallel
-    {
-        const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        const int c0 = OC * id / nt, c1 = OC * (id + 1) / nt;
+// dbias[c] += sum_n dout[n, c] for c in [c0, c1): rows in order into local sums
+// (of at most kOutBlock channels), added into dbias once.
+void sum_rows(float* dbias, const float* dout, int N, int c0, int c1, int ld) {
+    for (int b0 = c0; b0 < c1; b0 += kOutBlock) {
+        const int nc = std::min(kOutBlock, c1 - b0);
+        float acc[kOutBlock] = {};
         for (int n = 0; n < N; n++) {
-            const float* row = dout + size_t(n) * ld;
+            const float* row = dout + size_t(n) * ld + b0;
 #pragma omp simd
-            for (int c = c0; c < c1; c++) dbias[c] += row[c];
+            for (int c = 0; c < nc; c++) acc[c] += row[c];
+        }
+        for (int c = 0; c < nc; c++) dbias[b0 + c] += acc[c];
+    }
+}
+
+}  // namespace
+
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
+                    int IC, int OC) {
+    const ProfileScope prof(KernelFamily::matmul);
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < blocks(N, kRowBlock); blk++) {
+        // out = inp @ weight^T (+ bias) for rows [n0, n0 + rows)
+        const int n0 = blk * kRowBlock, rows = std::min(kRowBlock, N - n0);
+        float* o = out + size_t(n0) * OC;
+        gemm(false, true, rows, OC, IC, 1.0f, inp + size_t(n0) * IC, IC, weight, IC, 0.0f, o, OC);
+        if (bias) add_bias(o, bias, rows, OC, OC);
+    }
+}
+
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int N, int IC, int OC, GradStore store) {
+    const ProfileScope prof(KernelFamily::matmul);
+    const float beta = store == GradStore::add ? 1.0f : 0.0f;
+    // forward: out = inp @ weight^T + bias. One list of independent tasks: the
+    // weight-gradient blocks (larger, first), then the input-gradient row blocks.
+    const int weight_tasks = blocks(OC, kOutBlock), input_tasks = dinp ? blocks(N, kRowBlock) : 0;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < weight_tasks + input_tasks; task++) {
+        if (task < weight_tasks) {
+            // dweight += dout^T @ inp and dbias += column sums, channels [c0, c0 + rows)
+            const int c0 = task * kOutBlock, rows = std::min(kOutBlock, OC - c0);
+            gemm(true, false, rows, IC, N, 1.0f, dout + c0, OC, inp, IC, 1.0f,
+                 dweight + size_t(c0) * IC, IC);
+            if (dbias) sum_rows(dbias, dout, N, c0, c0 + rows, OC);
+        } else {
+            // dinp = dout @ weight for rows [n0, n0 + rows)
+            const int n0 = (task - weight_tasks) * kRowBlock, rows = std::min(kRowBlock, N - n0);
+            gemm(false, false, rows, IC, OC, 1.0f, dout + size_t(n0) * OC, OC, weight, IC, beta,
+                 dinp + size_t(n0) * IC, IC);
         }
     }
 }
 
-void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
-                    int IC, int OC) {
-    // out = inp @ weight^T
-    gemm(false, true, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
-    if (bias) add_bias(out, bias, N, OC, OC);
-}
-
-void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int N, int IC, int OC) {
-    // forward: out = inp @ weight^T + bias
-    if (dinp) gemm(false, false, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
-    gemm(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
-    if (dbias) sum_rows(dbias, dout, N, OC, OC);
-}
-
-// Rows of position t are B rows with stride T*IC: one gemm per position.
-void linear_pos_forward(float* out, const float* inp, const float* weight, const float* bias,
-                        int B, int T, int IC, int OC) {
+// Rows of position t are B rows with stride T*IC: one gemm per position, the
+// positions shared among the threads.
+void linear_pos_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
+                        int T, int IC, int OC) {
+    const ProfileScope prof(KernelFamily::matmul);
+#pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
+        float* o = out + size_t(t) * OC;
         gemm(false, true, B, OC, IC, 1.0f, inp + size_t(t) * IC, T * IC,
-             weight + size_t(t) * OC * IC, IC, 0.0f, out + size_t(t) * OC, T * OC);
-        if (bias) add_bias(out + size_t(t) * OC, bias + size_t(t) * OC, B, OC, T * OC);
+             weight + size_t(t) * OC * IC, IC, 0.0f, o, T * OC);
+        if (bias) add_bias(o, bias + size_t(t) * OC, B, OC, T * OC);
     }
 }
 
 void linear_pos_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                         const float* inp, const float* weight, int B, int T, int IC, int OC) {
+                         const float* inp, const float* weight, int B, int T, int IC, int OC,
+                         GradStore store) {
+    const ProfileScope prof(KernelFamily::matmul);
+    const float beta = store == GradStore::add ? 1.0f : 0.0f;
+#pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         const float* dout_t = dout + size_t(t) * OC;
         if (dinp)
             gemm(false, false, B, IC, OC, 1.0f, dout_t, T * OC, weight + size_t(t) * OC * IC, IC,
-                 1.0f, dinp + size_t(t) * IC, T * IC);
+                 beta, dinp + size_t(t) * IC, T * IC);
         gemm(true, false, OC, IC, B, 1.0f, dout_t, T * OC, inp + size_t(t) * IC, T * IC, 1.0f,
              dweight + size_t(t) * OC * IC, IC);
-        if (dbias) sum_rows(dbias + size_t(t) * OC, dout_t, B, OC, T * OC);
+        if (dbias) sum_rows(dbias + size_t(t) * OC, dout_t, B, 0, OC, T * OC);
     }
 }
 

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/grad_store.h"
+
 namespace attnlab {
 
 struct LossResult {
@@ -12,10 +14,12 @@ struct LossResult {
 
 // probs (N, V) receives softmax(logits); row_loss (N) the cross-entropy of every
 // row and correct (N) 1/0 (argmax == target), counted or not. N = B*T.
-LossResult cross_entropy_forward(float* probs, float* row_loss, uint8_t* correct, const float* logits,
-                                 const int32_t* targets, const uint8_t* counted, int N, int V);
-// dlogits += (probs - onehot(target)) / counted for counted rows.
+LossResult cross_entropy_forward(float* probs, float* row_loss, uint8_t* correct,
+                                 const float* logits, const int32_t* targets,
+                                 const uint8_t* counted, int N, int V);
+// dlogits (= or +=, `store`) (probs - onehot(target)) / counted for counted rows, 0 for others.
 void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* targets,
-                            const uint8_t* counted, long n_counted, int N, int V);
+                            const uint8_t* counted, long n_counted, int N, int V,
+                            GradStore store = GradStore::add);
 
 }  // namespace attnlab

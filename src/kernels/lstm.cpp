@@ -2,20 +2,25 @@
 // time step (vectorised over channels with fast_exp), every matrix product through gemm().
 #include "kernels/lstm.h"
 
+#include <algorithm>
 #include <cstddef>
 
 #include "core/gemm.h"
+#include "core/profile.h"
 #include "kernels/fastmath.h"
 #include "kernels/linear.h"
 
 namespace attnlab {
 
-static inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+static inline float sigmoid(float x) {
+    return 1.0f / (1.0f + fast_exp(-x));
+}
 
 // Step t of the cell: the pre-activations in row (b, t) of gates, with both
 // projections already added, become (i, f, g, o) in place; then c, tanh(c), h.
 static void cell_forward(float* h, float* c, float* tanh_c, float* gates, int t, int B, int T,
                          int C) {
+    const ProfileScope prof(KernelFamily::activation);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         const size_t row = size_t(b) * T + t;
@@ -42,6 +47,7 @@ static void cell_forward(float* h, float* c, float* tanh_c, float* gates, int t,
 //   da_g = dc_t i (1 - g^2),  da_o = dh_t tanh(c_t) o (1 - o)
 static void cell_backward(float* dgates, float* dc, const float* dh, const float* gates,
                           const float* c, const float* tanh_c, int t, int B, int T, int C) {
+    const ProfileScope prof(KernelFamily::activation);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         const size_t row = size_t(b) * T + t;
@@ -70,6 +76,7 @@ static void cell_backward(float* dgates, float* dc, const float* dh, const float
 void lstm_forward(float* h, float* c, float* tanh_c, float* gates, const float* x,
                   const float* w_ih, const float* w_hh, const float* bias, int B, int T, int IC,
                   int C) {
+    const ProfileScope prof(KernelFamily::matmul);
     const int G = 4 * C;
     // The input projection of all B*T rows at once; the recurrence cannot be batched over t.
     linear_forward(gates, x, w_ih, bias, B * T, IC, G);
@@ -86,6 +93,7 @@ void lstm_backward(float* dx, float* dw_ih, float* dw_hh, float* dbias, float* d
                    float* dh, const float* x, const float* h, const float* c, const float* tanh_c,
                    const float* gates, const float* w_ih, const float* w_hh, int B, int T, int IC,
                    int C) {
+    const ProfileScope prof(KernelFamily::matmul);
     const int G = 4 * C;
     for (int t = T - 1; t >= 0; t--) {
         cell_backward(dgates, dc, dh, gates, c, tanh_c, t, B, T, C);
@@ -96,12 +104,11 @@ void lstm_backward(float* dx, float* dw_ih, float* dw_hh, float* dbias, float* d
     }
     // forward: a = x w_ih^T + bias over all rows
     linear_backward(dx, dw_ih, dbias, dgates, x, w_ih, B * T, IC, G);
-    // dw_hh += sum_{t >= 1} da_t^T h_{t-1}: per sequence b the T-1 rows pair up
-    // contiguously (da rows 1..T-1 with h rows 0..T-2), one gemm each.
-    if (T > 1)
-        for (int b = 0; b < B; b++)
-            gemm(true, false, G, C, T - 1, 1.0f, dgates + (size_t(b) * T + 1) * G, G,
-                 h + size_t(b) * T * C, C, 1.0f, dw_hh, C);
+    // dw_hh += sum_{b, t >= 1} da_{b,t}^T h_{b,t-1}. With the t = 0 rows of da zeroed
+    // (h_{-1} = 0 gave them no part in it), the pairs (da row n + 1, h row n) over all
+    // N = B T rows form exactly that sum: one product, shared among the threads.
+    for (int b = 0; b < B; b++) std::fill_n(dgates + size_t(b) * T * G, G, 0.0f);
+    linear_backward(nullptr, dw_hh, nullptr, dgates + G, h, w_hh, B * T - 1, C, G);
 }
 
 }  // namespace attnlab

@@ -19,8 +19,9 @@ void lstm_forward(float* h, float* c, float* tanh_c, float* gates, const float* 
 // dh (B, T, C): on entry dL/dh_t from above (head or next layer); the recurrent
 // part da_{t+1} w_hh is added into it, so on return it holds the total dL/dh_t.
 // dgates (B, T, 4C) and dc (B, T, C) are written, not accumulated: dL/da_t and
-// the total dL/dc_t. Then dx += da w_ih (dx may be nullptr), dw_ih += da^T x,
-// dw_hh += sum_t da_t^T h_{t-1}, dbias += sum over rows of da.
+// the total dL/dc_t (on return the t = 0 rows of dgates hold 0: they are cleared
+// to form the recurrent weight gradient in one product). Then dx += da w_ih (dx may be nullptr),
+// dw_ih += da^T x, dw_hh += sum_t da_t^T h_{t-1}, dbias += sum over rows of da.
 void lstm_backward(float* dx, float* dw_ih, float* dw_hh, float* dbias, float* dgates, float* dc,
                    float* dh, const float* x, const float* h, const float* c, const float* tanh_c,
                    const float* gates, const float* w_ih, const float* w_hh, int B, int T, int IC,

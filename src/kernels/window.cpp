@@ -5,9 +5,12 @@
 #include <cstddef>
 #include <cstring>
 
+#include "core/profile.h"
+
 namespace attnlab {
 
 void window_concat_forward(float* out, const float* inp, int B, int T, int W, int C) {
+    const ProfileScope prof(KernelFamily::embedding);
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         const int t = bt % T;
@@ -23,6 +26,7 @@ void window_concat_forward(float* out, const float* inp, int B, int T, int W, in
 }
 
 void window_concat_backward(float* dinp, const float* dout, int B, int T, int W, int C) {
+    const ProfileScope prof(KernelFamily::embedding);
 #pragma omp parallel for schedule(static)
     for (int bs = 0; bs < B * T; bs++) {
         const int s = bs % T;

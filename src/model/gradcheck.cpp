@@ -228,10 +228,10 @@ GradCheckResult check_attention(AttnMap map, bool alibi) {
     const size_t nqkv = size_t(sh.B) * sh.T * 3 * sh.C, nout = size_t(sh.B) * sh.T * sh.C;
     const size_t natt = size_t(sh.B) * sh.H * sh.T * sh.T;
     Vec qkv = randn(rng, nqkv, 0.8), R = randn(rng, nout), out(nout), s(natt), w(natt), dqkv(nqkv);
-    Vec slopes(sh.H), scratch(size_t(get_threads()) * sh.T * sh.T);
+    Vec slopes(sh.H), scratch(size_t(get_threads()) * attention_scratch_floats(sh));
     alibi_slopes(slopes.data(), sh.H);
     auto fwd = [&] {
-        attention_forward(out.data(), s.data(), w.data(), qkv.data(), map,
+        attention_forward(out.data(), s.data(), w.data(), scratch.data(), qkv.data(), map,
                           alibi ? slopes.data() : nullptr, sh);
         return dot(out, R);
     };

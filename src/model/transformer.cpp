@@ -1,6 +1,8 @@
 // The decoder-only transformer and its non-translation-invariant sibling, the
 // cisformer (position-specific weights in chosen linear maps). Forward is one
-// list of kernel calls per block; backward is the same list reversed.
+// list of kernel calls per block; backward is the same list reversed. Activation
+// gradients live in one set of buffers shared by all blocks, each written first
+// (GradStore::overwrite) by the kernel that produces it, so nothing is zeroed.
 #include <omp.h>
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
@@ -15,6 +18,7 @@
 #include "kernels/loss.h"
 #include "kernels/norm.h"
 #include "model/architectures.h"
+#include "model/layout.h"
 
 namespace attnlab {
 
@@ -33,11 +37,11 @@ struct LinearRef {
             linear_forward(out_, inp, P + w, P + b, B * T, in, out);
     }
     void backward(float* dinp, float* G, const float* dout, const float* inp, const float* P, int B,
-                  int T) const {
+                  int T, GradStore store) const {
         if (per_pos)
-            linear_pos_backward(dinp, G + w, G + b, dout, inp, P + w, B, T, in, out);
+            linear_pos_backward(dinp, G + w, G + b, dout, inp, P + w, B, T, in, out, store);
         else
-            linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out);
+            linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store);
     }
 };
 
@@ -51,15 +55,15 @@ struct LayerRefs {
     AttnMap map;
 };
 
-// Per-layer activations (pointers into one buffer; the gradient buffer has the
-// same layout). N = B*T rows.
+// Per-layer activations (pointers into one buffer), N = B*T rows. The attention
+// output projection adds into res1 and the FFN's into the block output (pre-norm)
+// or res2 (post-norm), so neither needs a buffer of its own.
 struct LayerActs {
-    float *n1, *qkv, *qkvr, *att, *proj, *res1, *n2, *fch, *fca, *ffo, *res2;
+    float *n1, *qkv, *qkvr, *att, *res1, *n2, *fch, *fca, *res2;
     float *mean1, *rstd1, *mean2, *rstd2;
 };
 
-// All activations of a forward pass; a second instance with the same layout
-// holds their gradients.
+// All activations of a forward pass.
 struct Acts {
     std::vector<float*> x;  // residual stream entering each block, and leaving the last (L + 1)
     std::vector<LayerActs> layers;
@@ -67,34 +71,23 @@ struct Acts {
     float *logits, *probs, *row_loss;
 };
 
-// Residual adds.
-static void add_into(float* out, const float* a, const float* b, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
-static void accumulate(float* dst, const float* src, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
-}
-
-// Carves named slices out of one buffer: first pass counts, second assigns.
-class Layout {
-public:
-    float* take(size_t n) {
-        float* p = base_ ? base_ + used_ : nullptr;
-        used_ += (n + 15) / 16 * 16;
-        return p;
-    }
-    void reset(float* base) { base_ = base, used_ = 0; }
-    size_t used() const { return used_; }
-
-private:
-    float* base_ = nullptr;
-    size_t used_ = 0;
+// Activation gradients, one set for all blocks (backward finishes a block before
+// the next): resid is dL/d(residual stream) at the current point, updated in place
+// as the blocks are undone; resid2 the post-norm block's dL/d(res2), then dL/dn1.
+struct Grads {
+    float *resid, *resid2, *n, *qkv, *qkvr, *att, *fch, *fca;
+    float *xf, *logits;
 };
 
+// Residual add out = a + b (out may be a or b).
+static void add_into(float* out, const float* a, const float* b, size_t n) {
+    const ProfileScope prof(KernelFamily::embedding);
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
 class Transformer final : public Model {
-public:
+  public:
     Transformer(const ModelConfig& cfg, int max_batch) : Model(cfg, max_batch) {
         build_table();
         allocate_params();
@@ -116,39 +109,45 @@ public:
         Layout lay;
         assign_acts(lay);
         acts_.resize(lay.used());
-        dacts_.resize(lay.used());
         lay.reset(acts_.data());
         a_ = assign_acts(lay);
+        lay.reset(nullptr);
+        assign_grads(lay);
+        dacts_.resize(lay.used());
         lay.reset(dacts_.data());
-        d_ = assign_acts(lay);
+        d_ = assign_grads(lay);
         logits_ = a_.logits;
         row_loss_ = a_.row_loss;
-        // Attention scores and weights are needed in backward but have no gradient buffer.
+        // Attention weights (and, for the maps whose backward needs them, scores) are
+        // kept for backward but have no gradient buffer.
         const size_t att_size = size_t(max_batch) * H * T * T;
-        scores_.resize(att_size * cfg.layers);
         weights_.resize(att_size * cfg.layers);
+        if (std::any_of(cfg.attention.begin(), cfg.attention.end(), attention_map_needs_scores))
+            scores_.resize(att_size * cfg.layers);
         scratch_threads_ = std::max(1, omp_get_max_threads());
-        scratch_.resize(size_t(scratch_threads_) * T * T);
+        scratch_.resize(size_t(scratch_threads_) * attention_scratch_floats({max_batch, T, C, H}));
     }
 
     LossResult forward(const Batch& batch) override;
     void backward(const Batch& batch) override;
 
     const float* attention_weights(int layer) const override {
-        return weights_.data() + size_t(layer) * max_batch_ * cfg_.heads * cfg_.context * cfg_.context;
+        return weights_.data() + layer_offset(layer);
     }
     size_t activation_bytes() const override {
         return (acts_.size() + dacts_.size() + scores_.size() + weights_.size() + scratch_.size()) *
                sizeof(float);
     }
 
-private:
+  private:
     bool cis(const char* map) const {
         return cfg_.arch == Arch::cisformer &&
                std::find(cfg_.cis_maps.begin(), cfg_.cis_maps.end(), map) != cfg_.cis_maps.end();
     }
     int ffn_width() const { return cfg_.ffn_mult * cfg_.dim; }
-    int fc_width() const { return cfg_.ffn_act == Activation::swiglu ? 2 * ffn_width() : ffn_width(); }
+    int fc_width() const {
+        return cfg_.ffn_act == Activation::swiglu ? 2 * ffn_width() : ffn_width();
+    }
 
     LinearRef add_linear(const std::string& name, int in, int out, bool per_pos, Init init) {
         const int64_t T = cfg_.context;
@@ -166,7 +165,8 @@ private:
     NormRef add_norm(const std::string& name) {
         NormRef n;
         n.w = table_.add(name + ".weight", {cfg_.dim}, Init::ones);
-        if (cfg_.norm == NormKind::layernorm) n.b = table_.add(name + ".bias", {cfg_.dim}, Init::zeros);
+        if (cfg_.norm == NormKind::layernorm)
+            n.b = table_.add(name + ".bias", {cfg_.dim}, Init::zeros);
         return n;
     }
 
@@ -184,7 +184,8 @@ private:
             r.proj = add_linear(p + "attn.proj", C, C, cis("proj"), Init::residual);
             r.norm2 = add_norm(p + "norm2");
             r.fc = add_linear(p + "ffn.fc", C, fc_width(), cis("fc"), Init::normal);
-            r.ffn_proj = add_linear(p + "ffn.proj", ffn_width(), C, cis("ffn_proj"), Init::residual);
+            r.ffn_proj =
+                add_linear(p + "ffn.proj", ffn_width(), C, cis("ffn_proj"), Init::residual);
             refs_.push_back(r);
         }
         norm_f_ = add_norm("norm_f");
@@ -193,6 +194,7 @@ private:
 
     Acts assign_acts(Layout& lay) const {
         const size_t N = size_t(max_batch_) * cfg_.context, C = cfg_.dim;
+        const bool post = cfg_.norm_position == NormPosition::post;
         Acts acts;
         acts.x.assign(size_t(cfg_.layers) + 1, nullptr);
         for (auto& x : acts.x) x = lay.take(N * C);
@@ -202,13 +204,11 @@ private:
             a.qkv = lay.take(N * 3 * C);
             a.qkvr = cfg_.pos == PosEncoding::rope ? lay.take(N * 3 * C) : a.qkv;
             a.att = lay.take(N * C);
-            a.proj = lay.take(N * C);
             a.res1 = lay.take(N * C);
-            a.n2 = lay.take(N * C);
+            a.n2 = post ? nullptr : lay.take(N * C);
             a.fch = lay.take(N * size_t(fc_width()));
             a.fca = lay.take(N * size_t(ffn_width()));
-            a.ffo = lay.take(N * C);
-            a.res2 = lay.take(N * C);
+            a.res2 = post ? lay.take(N * C) : nullptr;
             a.mean1 = lay.take(N), a.rstd1 = lay.take(N);
             a.mean2 = lay.take(N), a.rstd2 = lay.take(N);
         }
@@ -220,6 +220,23 @@ private:
         return acts;
     }
 
+    Grads assign_grads(Layout& lay) const {
+        const size_t N = size_t(max_batch_) * cfg_.context, C = cfg_.dim;
+        Grads g;
+        g.resid = lay.take(N * C);
+        g.resid2 = cfg_.norm_position == NormPosition::post ? lay.take(N * C) : nullptr;
+        g.n = lay.take(N * C);
+        g.qkv = lay.take(N * 3 * C);
+        g.qkvr = cfg_.pos == PosEncoding::rope ? lay.take(N * 3 * C) : g.qkv;
+        g.att = lay.take(N * C);
+        g.fca = lay.take(N * size_t(ffn_width()));
+        // GELU and ReLU gradients are computed in place; SwiGLU's input is twice as wide.
+        g.fch = cfg_.ffn_act == Activation::swiglu ? lay.take(N * size_t(fc_width())) : g.fca;
+        g.xf = lay.take(N * C);
+        g.logits = lay.take(N * size_t(cfg_.vocab));
+        return g;
+    }
+
     void norm_forward(const NormRef& n, float* out, float* mean, float* rstd, const float* inp,
                       int N) const {
         const float* P = params_.data();
@@ -229,32 +246,51 @@ private:
             rmsnorm_forward(out, rstd, inp, P + n.w, N, cfg_.dim);
     }
     void norm_backward(const NormRef& n, float* dinp, const float* dout, const float* inp,
-                       const float* mean, const float* rstd, int N) {
+                       const float* mean, const float* rstd, int N, GradStore store) {
         const float* P = params_.data();
         float* G = grads_.data();
         if (cfg_.norm == NormKind::layernorm)
-            layernorm_backward(dinp, G + n.w, G + n.b, dout, inp, P + n.w, mean, rstd, N, cfg_.dim);
+            layernorm_backward(dinp, G + n.w, G + n.b, dout, inp, P + n.w, mean, rstd, N, cfg_.dim,
+                               store);
         else
-            rmsnorm_backward(dinp, G + n.w, dout, inp, P + n.w, rstd, N, cfg_.dim);
+            rmsnorm_backward(dinp, G + n.w, dout, inp, P + n.w, rstd, N, cfg_.dim, store);
     }
     void act_forward(float* out, const float* inp, int N) const {
         const long n = long(N) * ffn_width();
         switch (cfg_.ffn_act) {
-            case Activation::gelu: gelu_forward(out, inp, n); break;
-            case Activation::relu: relu_forward(out, inp, n); break;
-            case Activation::swiglu: swiglu_forward(out, inp, N, ffn_width()); break;
+            case Activation::gelu:
+                gelu_forward(out, inp, n);
+                break;
+            case Activation::relu:
+                relu_forward(out, inp, n);
+                break;
+            case Activation::swiglu:
+                swiglu_forward(out, inp, N, ffn_width());
+                break;
         }
     }
     void act_backward(float* dinp, const float* dout, const float* inp, int N) const {
         const long n = long(N) * ffn_width();
+        const GradStore w = GradStore::overwrite;
         switch (cfg_.ffn_act) {
-            case Activation::gelu: gelu_backward(dinp, dout, inp, n); break;
-            case Activation::relu: relu_backward(dinp, dout, inp, n); break;
-            case Activation::swiglu: swiglu_backward(dinp, dout, inp, N, ffn_width()); break;
+            case Activation::gelu:
+                gelu_backward(dinp, dout, inp, n, w);
+                break;
+            case Activation::relu:
+                relu_backward(dinp, dout, inp, n, w);
+                break;
+            case Activation::swiglu:
+                swiglu_backward(dinp, dout, inp, N, ffn_width(), w);
+                break;
         }
     }
-    float* layer_scores(int l) { return scores_.data() + size_t(l) * max_batch_ * cfg_.heads * cfg_.context * cfg_.context; }
-    float* layer_weights(int l) { return weights_.data() + size_t(l) * max_batch_ * cfg_.heads * cfg_.context * cfg_.context; }
+    size_t layer_offset(int l) const {
+        return size_t(l) * max_batch_ * cfg_.heads * cfg_.context * cfg_.context;
+    }
+    float* layer_scores(int l) {
+        return scores_.size() ? scores_.data() + layer_offset(l) : nullptr;
+    }
+    float* layer_weights(int l) { return weights_.data() + layer_offset(l); }
 
     void check_batch(const Batch& b) const {
         if (b.B < 1 || b.B > max_batch_ || b.T < 1 || b.T > cfg_.context)
@@ -272,7 +308,9 @@ private:
     std::vector<float> sin_table_, rope_cos_, rope_sin_, alibi_;
     Buffer acts_, dacts_, scores_, weights_, scratch_;
     int scratch_threads_ = 1;
-    Acts a_, d_;  // activations and their gradients
+    int weights_T_ = 0;  // the window length whose (T, T) blocks the weights buffer holds
+    Acts a_;
+    Grads d_;
     long last_counted_ = 0;
 };
 
@@ -283,6 +321,7 @@ LossResult Transformer::forward(const Batch& batch) {
     const float* P = params_.data();
     const AttentionShape sh{B, T, C, cfg_.heads};
     const bool pre = cfg_.norm_position == NormPosition::pre;
+    if (T != weights_T_) weights_.zero(), weights_T_ = T;  // entries right of the diagonal stay 0
     embedding_forward(a_.x[0], batch.inputs, P + tok_emb_,
                       cfg_.pos == PosEncoding::learned ? P + pos_emb_ : nullptr,
                       sin_table_.empty() ? nullptr : sin_table_.data(), B, T, C);
@@ -297,10 +336,10 @@ LossResult Transformer::forward(const Batch& batch) {
         r.qkv.forward(a.qkv, attn_in, P, B, T);
         if (cfg_.pos == PosEncoding::rope)
             rope_forward(a.qkvr, a.qkv, rope_cos_.data(), rope_sin_.data(), B, T, C, cfg_.heads);
-        attention_forward(a.att, layer_scores(l), layer_weights(l), a.qkvr, r.map,
+        attention_forward(a.att, layer_scores(l), layer_weights(l), scratch_.data(), a.qkvr, r.map,
                           alibi_.empty() ? nullptr : alibi_.data(), sh);
-        r.proj.forward(a.proj, a.att, P, B, T);
-        add_into(a.res1, x, a.proj, NC);
+        r.proj.forward(a.res1, a.att, P, B, T);
+        add_into(a.res1, x, a.res1, NC);
         // FFN: pre: xo = res1 + ffn(norm2(res1));  post: res2 = n1 + ffn(n1), xo = norm2(res2)
         const float* ffn_in = pre ? a.n2 : a.n1;
         if (pre)
@@ -309,11 +348,12 @@ LossResult Transformer::forward(const Batch& batch) {
             norm_forward(r.norm1, a.n1, a.mean1, a.rstd1, a.res1, N);
         r.fc.forward(a.fch, ffn_in, P, B, T);
         act_forward(a.fca, a.fch, N);
-        r.ffn_proj.forward(a.ffo, a.fca, P, B, T);
         if (pre) {
-            add_into(xo, a.res1, a.ffo, NC);
+            r.ffn_proj.forward(xo, a.fca, P, B, T);
+            add_into(xo, a.res1, xo, NC);
         } else {
-            add_into(a.res2, a.n1, a.ffo, NC);
+            r.ffn_proj.forward(a.res2, a.fca, P, B, T);
+            add_into(a.res2, a.n1, a.res2, NC);
             norm_forward(r.norm2, xo, a.mean2, a.rstd2, a.res2, N);
         }
     }
@@ -325,59 +365,56 @@ LossResult Transformer::forward(const Batch& batch) {
     return res;
 }
 
+// Every activation gradient is written (=) by the first kernel that produces it,
+// and added into (+=) only where a residual or a second consumer joins.
 void Transformer::backward(const Batch& batch) {
     const int B = batch.B, T = batch.T, N = B * T, C = cfg_.dim;
-    const size_t NC = size_t(N) * C;
     const float* P = params_.data();
     float* G = grads_.data();
     const AttentionShape sh{B, T, C, cfg_.heads};
     const bool pre = cfg_.norm_position == NormPosition::pre;
-    dacts_.zero();  // every kernel below adds into its input gradient
-    cross_entropy_backward(d_.logits, a_.probs, batch.targets, batch.counted, last_counted_, N,
-                           cfg_.vocab);
-    head_.backward(d_.xf, G, d_.logits, a_.xf, P, B, T);
-    norm_backward(norm_f_, d_.x.back(), d_.xf, a_.x.back(), a_.mean_f, a_.rstd_f, N);
+    const GradStore write = GradStore::overwrite, add = GradStore::add;
+    const Grads& d = d_;
+    cross_entropy_backward(d.logits, a_.probs, batch.targets, batch.counted, last_counted_, N,
+                           cfg_.vocab, write);
+    head_.backward(d.xf, G, d.logits, a_.xf, P, B, T, write);
+    norm_backward(norm_f_, d.resid, d.xf, a_.x.back(), a_.mean_f, a_.rstd_f, N, write);
     for (int l = cfg_.layers - 1; l >= 0; l--) {
         const LayerRefs& r = refs_[size_t(l)];
         const LayerActs& a = a_.layers[size_t(l)];
-        const LayerActs& d = d_.layers[size_t(l)];
         const float* x = a_.x[size_t(l)];
-        float* dx = d_.x[size_t(l)];
-        const float* dxo = d_.x[size_t(l) + 1];
-        // FFN, reversed
-        const float* dffo = dxo;
+        // FFN, reversed; d.resid holds dL/dxo
         if (pre) {
-            accumulate(d.res1, dxo, NC);  // xo = res1 + ffo
+            // xo = res1 + ffn_proj(act(fc(n2))), n2 = norm2(res1): d.resid becomes dL/dres1
+            r.ffn_proj.backward(d.fca, G, d.resid, a.fca, P, B, T, write);
+            act_backward(d.fch, d.fca, a.fch, N);
+            r.fc.backward(d.n, G, d.fch, a.n2, P, B, T, write);
+            norm_backward(r.norm2, d.resid, d.n, a.res1, a.mean2, a.rstd2, N, add);
         } else {
-            norm_backward(r.norm2, d.res2, dxo, a.res2, a.mean2, a.rstd2, N);  // xo = norm2(res2)
-            accumulate(d.n1, d.res2, NC);                                       // res2 = n1 + ffo
-            dffo = d.res2;
+            // xo = norm2(res2), res2 = n1 + ffn_proj(act(fc(n1))), n1 = norm1(res1)
+            norm_backward(r.norm2, d.resid2, d.resid, a.res2, a.mean2, a.rstd2, N, write);
+            r.ffn_proj.backward(d.fca, G, d.resid2, a.fca, P, B, T, write);
+            act_backward(d.fch, d.fca, a.fch, N);
+            r.fc.backward(d.resid2, G, d.fch, a.n1, P, B, T, add);  // d.resid2 becomes dL/dn1
+            norm_backward(r.norm1, d.resid, d.resid2, a.res1, a.mean1, a.rstd1, N, write);
         }
-        r.ffn_proj.backward(d.fca, G, dffo, a.fca, P, B, T);
-        act_backward(d.fch, d.fca, a.fch, N);
-        if (pre) {
-            r.fc.backward(d.n2, G, d.fch, a.n2, P, B, T);
-            norm_backward(r.norm2, d.res1, d.n2, a.res1, a.mean2, a.rstd2, N);  // n2 = norm2(res1)
-        } else {
-            r.fc.backward(d.n1, G, d.fch, a.n1, P, B, T);
-            norm_backward(r.norm1, d.res1, d.n1, a.res1, a.mean1, a.rstd1, N);  // n1 = norm1(res1)
-        }
-        // attention, reversed: res1 = x + proj(att)
-        accumulate(dx, d.res1, NC);
-        r.proj.backward(d.att, G, d.res1, a.att, P, B, T);
+        // attention, reversed: res1 = x + proj(att); d.resid holds dL/dres1
+        r.proj.backward(d.att, G, d.resid, a.att, P, B, T, write);
         attention_backward(d.qkvr, scratch_.data(), d.att, a.qkvr, layer_scores(l),
-                           layer_weights(l), r.map, sh);
+                           layer_weights(l), r.map, sh, write);
         if (cfg_.pos == PosEncoding::rope)
-            rope_backward(d.qkv, d.qkvr, rope_cos_.data(), rope_sin_.data(), B, T, C, cfg_.heads);
+            rope_backward(d.qkv, d.qkvr, rope_cos_.data(), rope_sin_.data(), B, T, C, cfg_.heads,
+                          write);
         if (pre) {
-            r.qkv.backward(d.n1, G, d.qkv, a.n1, P, B, T);
-            norm_backward(r.norm1, dx, d.n1, x, a.mean1, a.rstd1, N);  // n1 = norm1(x)
+            r.qkv.backward(d.n, G, d.qkv, a.n1, P, B, T, write);
+            norm_backward(r.norm1, d.resid, d.n, x, a.mean1, a.rstd1, N, add);  // n1 = norm1(x)
         } else {
-            r.qkv.backward(dx, G, d.qkv, x, P, B, T);
+            r.qkv.backward(d.resid, G, d.qkv, x, P, B, T, add);
         }
+        // d.resid holds dL/dx, the previous block's dL/dxo
     }
     embedding_backward(G + tok_emb_, cfg_.pos == PosEncoding::learned ? G + pos_emb_ : nullptr,
-                       d_.x[0], batch.inputs, B, T, C, cfg_.vocab);
+                       d.resid, batch.inputs, B, T, C, cfg_.vocab);
 }
 
 }  // namespace

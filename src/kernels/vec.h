@@ -1,0 +1,95 @@
+// A 16-float vector (GCC/Clang vector extension) for the hand-blocked loops of
+// the attention kernel: one AVX-512 register, or two AVX2 / four SSE registers
+// where AVX-512 is missing; the compiler picks the instructions.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace attnlab {
+
+constexpr int kLanes = 16;
+typedef float Vec16 __attribute__((vector_size(kLanes * sizeof(float))));
+typedef int32_t Vec16i __attribute__((vector_size(kLanes * sizeof(int32_t))));
+
+inline Vec16 load16(const float* p) {
+    Vec16 v;
+    std::memcpy(&v, p, sizeof v);  // an unaligned vector load
+    return v;
+}
+inline void store16(float* p, Vec16 v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
+inline Vec16 splat(float x) {
+    return Vec16{} + x;
+}
+inline Vec16 vmax(Vec16 a, Vec16 b) {
+    return a > b ? a : b;
+}
+inline Vec16 vmin(Vec16 a, Vec16 b) {
+    return a < b ? a : b;
+}
+inline Vec16 vabs(Vec16 a) {
+    return a < 0.0f ? -a : a;
+}
+inline Vec16 vsign(Vec16 a) {
+    return a > 0.0f ? splat(1.0f) : a < 0.0f ? splat(-1.0f) : splat(0.0f);
+}
+
+// Lane l takes lane l ^ K (K = 8, 4, 2, 1): one butterfly step of a reduction.
+template <int K>
+inline Vec16 swap_lanes(Vec16 v) {
+#if defined(__clang__)
+    return __builtin_shufflevector(v, v, 0 ^ K, 1 ^ K, 2 ^ K, 3 ^ K, 4 ^ K, 5 ^ K, 6 ^ K, 7 ^ K,
+                                   8 ^ K, 9 ^ K, 10 ^ K, 11 ^ K, 12 ^ K, 13 ^ K, 14 ^ K, 15 ^ K);
+#else
+    const Vec16i index = {0 ^ K, 1 ^ K, 2 ^ K,  3 ^ K,  4 ^ K,  5 ^ K,  6 ^ K,  7 ^ K,
+                          8 ^ K, 9 ^ K, 10 ^ K, 11 ^ K, 12 ^ K, 13 ^ K, 14 ^ K, 15 ^ K};
+    return __builtin_shuffle(v, index);
+#endif
+}
+
+// The sum and the maximum of the lanes, in every lane: a tree in a fixed order
+// (deterministic), four steps deep instead of fifteen.
+inline Vec16 sum_lanes(Vec16 v) {
+    v += swap_lanes<8>(v);
+    v += swap_lanes<4>(v);
+    v += swap_lanes<2>(v);
+    return v + swap_lanes<1>(v);
+}
+inline Vec16 max_lanes(Vec16 v) {
+    v = vmax(v, swap_lanes<8>(v));
+    v = vmax(v, swap_lanes<4>(v));
+    v = vmax(v, swap_lanes<2>(v));
+    return vmax(v, swap_lanes<1>(v));
+}
+
+// The lane numbers j0, j0 + 1, ..., j0 + 15 as floats (for masks such as j <= i).
+inline Vec16 lane_index(int j0) {
+    const Vec16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    return iota + float(j0);
+}
+
+// fast_exp (fastmath.h) on every lane, the same steps: x = n ln2 + r, degree-6 polynomial.
+inline Vec16 fast_exp(Vec16 x) {
+    x = vmax(splat(-87.0f), vmin(splat(88.0f), x));
+    const Vec16i ni = __builtin_convertvector(x * 1.44269504f + 128.5f, Vec16i) - 128;
+    const Vec16 n = __builtin_convertvector(ni, Vec16);
+    const Vec16 r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
+    Vec16 p = splat(1.0f / 720.0f);
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const Vec16i bits = (ni + 127) << 23;  // 2^n
+    return p * (Vec16)bits;
+}
+
+inline int round_up(int x, int m) {
+    return (x + m - 1) / m * m;
+}
+
+}  // namespace attnlab

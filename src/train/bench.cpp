@@ -1,0 +1,234 @@
+// The training benchmark: warm-up steps, a timed pass, a profiled pass, the
+// sgemm peak of this machine and the memory high-water mark.
+#include "train/bench.h"
+
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/gemm.h"
+#include "core/profile.h"
+#include "train/data.h"
+#include "train/optimizer.h"
+
+namespace attnlab {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+size_t peak_rss_bytes() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return size_t(u.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+std::string describe(const RunConfig& c) {
+    const ModelConfig& m = c.model;
+    std::string s = fmt::format("{}, {} layers, dim {}", arch_name(m.arch), m.layers, m.dim);
+    if (m.arch == Arch::transformer || m.arch == Arch::cisformer)
+        s += fmt::format(", {} heads, FFN {}x {}, attention {}, pos {}", m.heads, m.ffn_mult,
+                         activation_name(m.ffn_act), attention_spec(m.attention), pos_name(m.pos));
+    return s + fmt::format("; vocab {}", m.vocab);
+}
+
+}  // namespace
+
+FlopCount training_flops(const ModelConfig& m, int B, int T) {
+    const double N = double(B) * T, C = m.dim, V = m.vocab, L = m.layers;
+    FlopCount f;
+    double forward = 0;  // linear forward FLOPs; backward adds twice as many
+    switch (m.arch) {
+        case Arch::transformer:
+        case Arch::cisformer: {
+            const double F = double(m.ffn_mult) * C;
+            const double fc = m.ffn_act == Activation::swiglu ? 2 * F : F;
+            // qkv (C -> 3C), proj (C -> C), fc (C -> fc), ffn proj (F -> C)
+            forward = L * 2 * N * (C * 3 * C + C * C + C * fc + F * C) + 2 * N * C * V;
+            // per layer and head: s = q k^T and out = w v over the T (T + 1) / 2 causal
+            // pairs, each pair a dot product of length hs; summed over H heads, hs H = C.
+            const double pairs = double(T) * (T + 1) / 2;
+            f.attention = 3 * L * 2 * (2 * B * pairs * C);
+            break;
+        }
+        case Arch::lstm:
+            // input projection of every position, the recurrence h_{t-1} w_hh^T for t >= 1
+            forward = L * (2 * N * C * 4 * C + 2 * double(B) * (T - 1) * C * 4 * C) + 2 * N * C * V;
+            break;
+        case Arch::mlp: {
+            const double W = m.window > 0 ? m.window : m.context;
+            const double F = m.hidden > 0 ? m.hidden : 4 * C;
+            forward = 2 * N * (W * C * F + (L - 1) * F * F + F * V);
+            break;
+        }
+    }
+    f.linear = 3 * forward;
+    return f;
+}
+
+double measure_sgemm_gflops(int n) {
+    std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
+    for (size_t i = 0; i < a.size(); i++) a[i] = float(i % 7) * 0.1f, b[i] = float(i % 5) * 0.1f;
+    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up
+    double best = 1e30;
+    const auto t_all = Clock::now();
+    for (int rep = 0; rep < 30 && (rep < 5 || seconds_since(t_all) < 0.5); rep++) {
+        const auto t0 = Clock::now();
+        gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+        best = std::min(best, seconds_since(t0));
+    }
+    return 2.0 * n * n * double(n) / best / 1e9;
+}
+
+BenchResult run_bench(RunConfig cfg, const BenchOptions& opt) {
+    if (opt.steps < 1) throw Error(fmt::format("--steps = {} must be >= 1", opt.steps));
+    if (opt.warmup < 0) throw Error(fmt::format("--warmup = {} must be >= 0", opt.warmup));
+    auto task = make_task(cfg.task);
+    resolve(cfg, task->vocab());
+    const TrainConfig& tc = cfg.train;
+    set_threads(tc.threads > 0 ? tc.threads
+                               : int(std::max(1u, std::thread::hardware_concurrency())));
+
+    BenchResult r;
+    r.description = describe(cfg);
+    r.threads = get_threads();
+    r.batch = tc.batch, r.context = tc.context;
+    r.steps = opt.steps, r.warmup = opt.warmup;
+    r.peak_gflops = measure_sgemm_gflops(opt.peak_n);
+
+    auto model = make_model(cfg.model, tc.batch);
+    model->init_params(tc.seed);
+    Optimizer optimizer(adamw_config(tc), model->params().size());
+    BatchData data(tc.batch, tc.context);
+    const Batch batch = data.batch(tc.batch);
+    const uint64_t data_seed = training_data_seed(tc.seed);
+    long step = 0;
+    auto train_step = [&] {
+        {
+            const ProfileScope prof(KernelFamily::data);
+            data.fill(*task, data_seed, uint64_t(step) * uint64_t(tc.batch));
+        }
+        model->zero_grad();
+        model->forward(batch);
+        model->backward(batch);
+        optimizer.step(*model);
+        step++;
+    };
+
+    for (int i = 0; i < opt.warmup; i++) train_step();
+    std::vector<double> times;
+    times.reserve(size_t(opt.steps));
+    const auto t_pass = Clock::now();
+    for (int i = 0; i < opt.steps; i++) {
+        const auto t0 = Clock::now();
+        train_step();
+        times.push_back(seconds_since(t0));
+    }
+    r.step_s = seconds_since(t_pass) / opt.steps;
+    std::sort(times.begin(), times.end());
+    r.step_min_s = times.front();
+    r.step_median_s = times[times.size() / 2];
+    r.tokens_per_s = double(tc.batch) * tc.context / r.step_s;
+    r.steps_per_s = 1.0 / r.step_s;
+    r.flops = training_flops(cfg.model, tc.batch, tc.context);
+    r.gflops = r.flops.total() / r.step_s / 1e9;
+    r.peak_fraction = r.gflops / r.peak_gflops;
+
+    if (opt.profile) {
+        profile::reset();
+        profile::set_enabled(true);
+        const auto t0 = Clock::now();
+        for (int i = 0; i < opt.steps; i++) train_step();
+        r.profiled_step_s = seconds_since(t0) / opt.steps;
+        profile::set_enabled(false);
+        r.profiled = true;
+        double covered = 0;
+        for (int f = 0; f < kKernelFamilies; f++) {
+            r.family_s[size_t(f)] = profile::seconds(KernelFamily(f)) / opt.steps;
+            covered += r.family_s[size_t(f)];
+        }
+        r.other_s = std::max(0.0, r.profiled_step_s - covered);
+    }
+    r.peak_rss_bytes = peak_rss_bytes();
+    r.param_bytes = 4 * model->param_bytes();  // parameters, gradients, m, v: one layout
+    r.activation_bytes = model->activation_bytes();
+    return r;
+}
+
+std::string format_bench(const BenchResult& r) {
+    const double mb = 1024.0 * 1024.0;
+    std::string s = fmt::format("{}\nbatch {} x {} tokens, {} threads\n", r.description, r.batch,
+                                r.context, r.threads);
+    s += fmt::format(
+        "throughput  {:.0f} tokens/s, {:.2f} steps/s  (mean of {} steps after {} warm-up; "
+        "step {:.2f} ms, fastest {:.2f} ms, median {:.2f} ms)\n",
+        r.tokens_per_s, r.steps_per_s, r.steps, r.warmup, 1e3 * r.step_s, 1e3 * r.step_min_s,
+        1e3 * r.step_median_s);
+    s += fmt::format(
+        "model       {:.3f} GFLOP per step (linear {:.3f}, attention {:.3f})  ->  {:.1f} GFLOP/s\n",
+        r.flops.total() / 1e9, r.flops.linear / 1e9, r.flops.attention / 1e9, r.gflops);
+    s += fmt::format("peak        sgemm {:.1f} GFLOP/s with {} threads  ->  {:.1f}% of peak\n",
+                     r.peak_gflops, r.threads, 100 * r.peak_fraction);
+    if (r.profiled) {
+        s += fmt::format("time per step by kernel family (profiled pass, step {:.2f} ms):\n",
+                         1e3 * r.profiled_step_s);
+        for (int f = 0; f < kKernelFamilies; f++)
+            s += fmt::format("  {:<11} {:8.3f} ms {:6.1f}%\n", kernel_family_name(KernelFamily(f)),
+                             1e3 * r.family_s[size_t(f)],
+                             100 * r.family_s[size_t(f)] / r.profiled_step_s);
+        s += fmt::format("  {:<11} {:8.3f} ms {:6.1f}%\n", "other", 1e3 * r.other_s,
+                         100 * r.other_s / r.profiled_step_s);
+    }
+    s += fmt::format(
+        "memory      peak RSS {:.1f} MiB; analytic {:.1f} MiB = params+grads+moments {:.1f} "
+        "+ activations {:.1f}\n",
+        r.peak_rss_bytes / mb, (r.param_bytes + r.activation_bytes) / mb, r.param_bytes / mb,
+        r.activation_bytes / mb);
+    return s;
+}
+
+std::string bench_json(const BenchResult& r) {
+    nlohmann::ordered_json j;
+    j["description"] = r.description;
+    j["threads"] = r.threads;
+    j["batch"] = r.batch;
+    j["context"] = r.context;
+    j["steps"] = r.steps;
+    j["warmup"] = r.warmup;
+    j["tokens_per_s"] = r.tokens_per_s;
+    j["steps_per_s"] = r.steps_per_s;
+    j["step_ms"] = 1e3 * r.step_s;
+    j["step_min_ms"] = 1e3 * r.step_min_s;
+    j["step_median_ms"] = 1e3 * r.step_median_s;
+    j["flops_per_step"] = r.flops.total();
+    j["linear_flops_per_step"] = r.flops.linear;
+    j["attention_flops_per_step"] = r.flops.attention;
+    j["gflops"] = r.gflops;
+    j["peak_gflops"] = r.peak_gflops;
+    j["peak_fraction"] = r.peak_fraction;
+    if (r.profiled) {
+        nlohmann::ordered_json fam;
+        for (int f = 0; f < kKernelFamilies; f++)
+            fam[kernel_family_name(KernelFamily(f))] = 1e3 * r.family_s[size_t(f)];
+        fam["other"] = 1e3 * r.other_s;
+        j["profiled_step_ms"] = 1e3 * r.profiled_step_s;
+        j["family_ms"] = fam;
+        j["attention_share"] = r.family_s[size_t(KernelFamily::attention)] / r.profiled_step_s;
+    }
+    j["peak_rss_bytes"] = r.peak_rss_bytes;
+    j["param_bytes"] = r.param_bytes;
+    j["activation_bytes"] = r.activation_bytes;
+    return j.dump(2) + "\n";
+}
+
+}  // namespace attnlab

@@ -1,0 +1,53 @@
+// `attnlab bench`: the FLOP count against the hand count of docs/performance.md,
+// and a short benchmark run whose figures are consistent with each other.
+#include <gtest/gtest.h>
+
+#include "core/profile.h"
+#include "train/bench.h"
+#include "train/config.h"
+#include "train/recipes.h"
+
+using namespace attnlab;
+
+TEST(Bench, FlopCountOfTheReferenceConfigurations) {
+    ModelConfig m;  // R1: 2 layers, d 64, FFN 4x, vocab 20, batch 64 x 64
+    m.layers = 2, m.dim = 64, m.heads = 4, m.vocab = 20, m.context = 64;
+    const double N = 64.0 * 64, C = 64;
+    const double linear = 3 * (2 * 2 * N * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) + 2 * N * C * 20);
+    const double attention = 3 * 2 * 4 * 64 * (64 * 65 / 2.0) * C;
+    const FlopCount f = training_flops(m, 64, 64);
+    EXPECT_DOUBLE_EQ(f.linear, linear);
+    EXPECT_DOUBLE_EQ(f.attention, attention);
+    EXPECT_NEAR(f.total() / 1e9, 2.652, 0.001);
+    m.arch = Arch::cisformer;  // position-specific weights: the same arithmetic
+    EXPECT_DOUBLE_EQ(training_flops(m, 64, 64).total(), f.total());
+    m.arch = Arch::lstm, m.dim = 128;  // R4
+    EXPECT_NEAR(training_flops(m, 64, 64).total() / 1e9, 6.455, 0.001);
+}
+
+TEST(Bench, ShortRunIsConsistent) {
+    RunConfig cfg;
+    apply_toml(cfg, find_recipe("bench-r1").toml, "bench-r1");
+    apply_setting(cfg, "model.dim=32");
+    apply_setting(cfg, "train.batch=4");
+    apply_setting(cfg, "train.context=16");
+    apply_setting(cfg, "train.threads=1");
+    BenchOptions opt;
+    opt.steps = 3, opt.warmup = 1, opt.peak_n = 256;
+    const BenchResult r = run_bench(cfg, opt);
+    EXPECT_GT(r.tokens_per_s, 0);
+    EXPECT_NEAR(r.tokens_per_s, 4 * 16 * r.steps_per_s, 1e-6 * r.tokens_per_s);
+    EXPECT_NEAR(r.gflops, r.flops.total() / r.step_s / 1e9, 1e-9 * r.gflops);
+    EXPECT_NEAR(r.peak_fraction, r.gflops / r.peak_gflops, 1e-12);
+    EXPECT_LE(r.step_min_s, r.step_median_s);
+    ASSERT_TRUE(r.profiled);
+    double families = 0;
+    for (double s : r.family_s) families += s;
+    EXPECT_GT(r.family_s[size_t(KernelFamily::matmul)], 0);
+    EXPECT_GT(r.family_s[size_t(KernelFamily::attention)], 0);
+    EXPECT_LE(families, r.profiled_step_s * 1.001);
+    EXPECT_FALSE(profile::enabled());  // the timer is off again after the profiled pass
+    EXPECT_GT(r.param_bytes, 0u);
+    EXPECT_GT(r.activation_bytes, 0u);
+    EXPECT_GE(r.peak_rss_bytes, r.param_bytes + r.activation_bytes);
+}
