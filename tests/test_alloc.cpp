@@ -87,12 +87,6 @@ using namespace attnlab;
 
 namespace {
 
-struct ThreadScope {
-    int saved;
-    explicit ThreadScope(int n) : saved(get_threads()) { set_threads(n); }
-    ~ThreadScope() { set_threads(saved); }
-};
-
 // Allocations of `steps` training steps (sample the batch, zero_grad, forward,
 // backward, AdamW), after one warm-up step.
 long allocations_per_steps(const std::string& settings_arch, int threads, int steps = 3) {

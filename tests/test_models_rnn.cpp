@@ -19,14 +19,8 @@ using namespace attnlab;
 
 namespace {
 
-// Tiny shapes run single-threaded (as check_model does): on a loaded machine the
-// fork/join of a parallel region per LSTM time step costs more than the work.
-struct ThreadScope {
-    int saved;
-    explicit ThreadScope(int n) : saved(get_threads()) { set_threads(n); }
-    ~ThreadScope() { set_threads(saved); }
-};
-
+// The tests below run tiny shapes single-threaded (as check_model does): on a loaded
+// machine the fork/join of a parallel region per LSTM time step costs more than the work.
 ModelConfig lstm_config(int layers = 2) {
     ModelConfig cfg;
     cfg.arch = Arch::lstm;

@@ -18,12 +18,6 @@ using namespace attnlab;
 
 namespace {
 
-struct ThreadScope {
-    int saved;
-    explicit ThreadScope(int n) : saved(get_threads()) { set_threads(n); }
-    ~ThreadScope() { set_threads(saved); }
-};
-
 struct Result {
     double loss;
     std::vector<float> logits, grads;

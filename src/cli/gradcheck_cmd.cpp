@@ -1,6 +1,7 @@
 // `attnlab gradcheck`: the finite-difference table of every kernel and model.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "cli/commands.h"
@@ -21,12 +22,16 @@ int run_gradcheck(const std::string& map_filter, bool kernels_only) {
         auto models = run_model_gradchecks(map_filter);
         results.insert(results.end(), models.begin(), models.end());
     }
-    fmt::print("{:<42} {:<26} {:<28} {:>10} {:>8} {:>5}\n", "kernel", "map", "worst tensor",
-               "max err", "tol", "ok");
+    size_t wk = 6, wm = 3, wt = 12;  // column widths: the longest entry of each
+    for (const auto& r : results)
+        wk = std::max(wk, r.kernel.size()), wm = std::max(wm, r.map.size()),
+        wt = std::max(wt, r.tensor.size());
+    fmt::print("{:<{}}  {:<{}}  {:<{}} {:>10} {:>8} {:>5}\n", "kernel", wk, "map", wm,
+               "worst tensor", wt, "max err", "tol", "ok");
     int failed = 0;
     for (const auto& r : results) {
-        fmt::print("{:<42} {:<26} {:<28} {:>10.2e} {:>8.0e} {:>5}\n", r.kernel, r.map, r.tensor,
-                   r.max_err, r.tol, r.ok() ? "ok" : "FAIL");
+        fmt::print("{:<{}}  {:<{}}  {:<{}} {:>10.2e} {:>8.0e} {:>5}\n", r.kernel, wk, r.map, wm,
+                   r.tensor, wt, r.max_err, r.tol, r.ok() ? "ok" : "FAIL");
         failed += !r.ok();
     }
     fmt::print("\n{} checks, {} failed. Error = max |analytic - numeric| / max |numeric| per tensor;\n"

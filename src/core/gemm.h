@@ -17,4 +17,11 @@ void gemm_naive(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 void set_threads(int n);
 int get_threads();
 
+// Sets the thread count for a scope and restores it afterwards.
+struct ThreadScope {
+    int saved;
+    explicit ThreadScope(int n) : saved(get_threads()) { set_threads(n); }
+    ~ThreadScope() { set_threads(saved); }
+};
+
 }  // namespace attnlab

@@ -263,13 +263,6 @@ GradCheckResult check_cross_entropy() {
     return r;
 }
 
-// Sets the thread count for a scope and restores it afterwards.
-struct ThreadScope {
-    int saved;
-    explicit ThreadScope(int n) : saved(get_threads()) { set_threads(n); }
-    ~ThreadScope() { set_threads(saved); }
-};
-
 bool wanted(const std::string& filter, AttnMap m) {
     return filter == "all" || filter == attention_map_info(m).name;
 }

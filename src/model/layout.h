@@ -1,5 +1,5 @@
-// Helpers the LSTM and MLP models share: carving activation buffers out of one
-// allocation, and the check that a batch fits the sizes the model was built for.
+// Helpers every model shares: carving activation buffers out of one allocation,
+// and the check that a batch fits the sizes the model was built for.
 #pragma once
 #include <cstddef>
 #include <string>

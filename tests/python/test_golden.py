@@ -110,7 +110,7 @@ class Checker:
 
     def __init__(self, case):
         self.case, self.failures, self.ratios = case, [], {}
-        self.skip = ""  # why the case cannot be checked yet (an architecture the reference lacks)
+        self.skip = ""  # why the case cannot be checked (an architecture the reference lacks)
 
     def fail(self, text):
         self.failures.append(f"{self.case}: {text}")
@@ -197,7 +197,7 @@ def check_case(case_dir):
             ck.fail(f"{file}.safetensors has metadata kind {meta.get('kind')!r}, expected {kind!r}")
     try:
         model = build_model(ModelConfig.from_json(model_json))
-    except NotImplementedError as e:  # lstm, mlp: planned in the reference, not written yet
+    except NotImplementedError as e:  # an architecture the reference does not implement
         ck.skip = f"{ck.case}: {e}"
         return ck
     except ValueError as e:
