@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/attention.h"
 #include "report/attention_plot.h"
 #include "report/report.h"
@@ -344,6 +345,39 @@ TEST_F(TinySweep, ReportHasOneSeriesPerMap) {
     ReportOptions bad;
     bad.dir = fresh_dir("not-a-sweep");
     EXPECT_NE(error_of([&] { write_report(bad); }).find("sweep.json"), std::string::npos);
+}
+
+// A sweep of byte-level language models is plotted in validation bits per byte.
+TEST(Report, TextSweepPlotsBitsPerByte) {
+    const std::string dir = fresh_dir("text-sweep-" + std::to_string(::getpid()));
+    const std::string corpus = dir + "-corpus.txt";
+    {
+        Rng rng(7);
+        std::ofstream out(corpus, std::ios::binary | std::ios::trunc);
+        for (int i = 0; i < 4096; i++) out.put(char('a' + rng.below(26)));
+    }
+    std::string grid = kTinyBase;
+    grid.replace(grid.find("name = \"ladder\"\nn = 4\nk = 1\n"), 28,
+                 "name = \"text\"\npath = \"" + corpus + "\"\n");
+    grid += "[grid]\n\"train.seed\" = [1, 2]\n";
+    SweepOptions opt;
+    opt.out_dir = dir;
+    opt.binary = attnlab_binary();
+    opt.quiet = true;
+    const SweepOutcome run = run_sweep(plan_sweep(grid, "text.toml"), opt);
+    ASSERT_EQ(run.ran, 2);
+    EXPECT_NE(read_file(dir + "/runs.csv").find(",bits_per_byte"), std::string::npos);
+
+    ReportOptions ropt;
+    ropt.dir = dir;
+    const ReportFiles f = write_report(ropt);
+    const std::string svg = read_file(f.svg), html = read_file(f.html);
+    EXPECT_NE(svg.find("bits per byte"), std::string::npos);
+    EXPECT_EQ(svg.find(">100%<"), std::string::npos);  // no percent ticks: not an accuracy axis
+    EXPECT_NE(html.find("Validation bits per byte during training"), std::string::npos);
+    EXPECT_EQ(tag_balance(html), "");
+    const std::string md = read_file(f.markdown);
+    EXPECT_NE(md.find("bits / byte"), std::string::npos) << md;
 }
 
 TEST_F(TinySweep, AttentionPlotHasOneHeatmapPerLayerAndHead) {

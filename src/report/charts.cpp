@@ -260,7 +260,10 @@ Svg draw_bar_chart(const BarChart& c) {
             if (bar_w >= 22) {
                 const double v = c.percent ? 100 * b.mean : b.mean;
                 svg.text(cx, f.y(std::max(b.hi, b.mean)) - 4,
-                         bar_w >= 34 ? fmt::format("{:.1f}", v) : fmt::format("{:.0f}", v), 10,
+                         !c.percent    ? fmt::format("{:.3g}", v)
+                         : bar_w >= 34 ? fmt::format("{:.1f}", v)
+                                       : fmt::format("{:.0f}", v),
+                         10,
                          Anchor::middle, std::string("fill=\"") + kMuted + "\"");
             }
         }

@@ -34,13 +34,16 @@ struct RunData {
     std::string name;
     std::vector<std::string> values;  // per axis
     std::optional<RunResult> result;
-    std::vector<std::pair<double, double>> curve;  // (step, eval accuracy)
+    std::vector<std::pair<double, double>> curve;  // (step, eval metric)
 };
 
 struct SweepData {
     std::string dir, title, grid;
     std::vector<AxisInfo> axes;
     std::vector<RunData> runs;
+    // Byte-level language modelling (every finished run reports bits per byte): the
+    // plots show validation bits per byte (lower is better) instead of accuracy.
+    bool bits = false;
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -52,21 +55,25 @@ std::vector<std::string> split(const std::string& s, char sep) {
     return out;
 }
 
-// (step, eval_acc) of the rows of metrics.csv that carry an evaluation.
-std::vector<std::pair<double, double>> read_curve(const std::string& path) {
+// (step, eval_acc) of the rows of metrics.csv that carry an evaluation; with bits,
+// (step, eval_loss / ln 2), the validation bits per byte.
+std::vector<std::pair<double, double>> read_curve(const std::string& path, bool bits) {
     std::ifstream in(path);
     std::vector<std::pair<double, double>> curve;
     std::string line;
     if (!in || !std::getline(in, line)) return curve;
     const auto header = split(line, ',');
     const auto step_col = std::find(header.begin(), header.end(), "step") - header.begin();
-    const auto acc_col = std::find(header.begin(), header.end(), "eval_acc") - header.begin();
+    const auto acc_col =
+        std::find(header.begin(), header.end(), bits ? "eval_loss" : "eval_acc") - header.begin();
+    const double scale = bits ? 1 / std::log(2.0) : 1;
     if (size_t(acc_col) >= header.size() || size_t(step_col) >= header.size()) return curve;
     while (std::getline(in, line)) {
         const auto f = split(line, ',');
         if (f.size() != header.size() || f[size_t(acc_col)].empty()) continue;
         try {
-            curve.emplace_back(std::stod(f[size_t(step_col)]), std::stod(f[size_t(acc_col)]));
+            curve.emplace_back(std::stod(f[size_t(step_col)]),
+                               scale * std::stod(f[size_t(acc_col)]));
         } catch (const std::exception&) {
             throw Error("'" + path + "' has a malformed row: " + line);
         }
@@ -104,11 +111,14 @@ SweepData load_sweep(const std::string& dir) {
     } catch (const std::exception& e) {
         throw Error("cannot read '" + path + "': " + e.what());
     }
+    bool any = false, all_bits = true;
     for (auto& run : d.runs) {
-        const std::string rd = dir + "/" + run.name;
-        run.result = read_run_result(rd);
-        if (run.result) run.curve = read_curve(rd + "/metrics.csv");
+        run.result = read_run_result(dir + "/" + run.name);
+        if (run.result) any = true, all_bits = all_bits && run.result->bits_per_byte.has_value();
     }
+    d.bits = any && all_bits;
+    for (auto& run : d.runs)
+        if (run.result) run.curve = read_curve(dir + "/" + run.name + "/metrics.csv", d.bits);
     return d;
 }
 
@@ -241,9 +251,11 @@ struct Groups {
     bool numeric_x = false;
     std::vector<double> x_numbers;
 
+    // The plotted metric of each run in a cell: accuracy, or bits per byte (d.bits).
     std::vector<double> accuracies(size_t s, size_t x, const SweepData& d) const {
         std::vector<double> v;
-        for (size_t r : cells[s][x]) v.push_back(d.runs[r].result->accuracy);
+        for (size_t r : cells[s][x])
+            v.push_back(d.bits ? *d.runs[r].result->bits_per_byte : d.runs[r].result->accuracy);
         return v;
     }
     std::vector<double> task_accuracies(size_t s, size_t x, const std::string& label,
@@ -297,6 +309,11 @@ std::string x_title(const SweepData& d, const Layout& l) {
     return l.x >= 0 ? d.axes[size_t(l.x)].name : "";
 }
 
+// A value of the plotted metric as text: "87.5%", or "1.945" bits per byte.
+std::string metric_text(const SweepData& d, double v) {
+    return d.bits ? fmt::format("{:.3f}", v) : pct(v) + "%";
+}
+
 int seeds_per_point(const Groups& g) {
     int most = 0;
     for (const auto& row : g.cells)
@@ -314,13 +331,15 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
             : "one run per point";
     if (l.x < 0) {
         BarChart c;
-        c.title = "Final evaluation accuracy";
+        c.title = d.bits ? "Final validation bits per byte (lower is better)"
+                         : "Final evaluation accuracy";
         c.subtitle = spread;
-        c.y_label = "accuracy";
+        c.y_label = d.bits ? "bits per byte" : "accuracy";
+        c.percent = !d.bits;
         c.series = g.series;
         for (size_t s = 0; s < g.series.size(); s++) c.colours.push_back(series_colour(s));
         c.groups.push_back("overall");
-        if (runs_have_several_tasks(d))
+        if (runs_have_several_tasks(d) && !d.bits)
             for (const auto& label : g.labels) c.groups.push_back(label);
         for (size_t gi = 0; gi < c.groups.size(); gi++) {
             std::vector<std::optional<Bar>> row;
@@ -333,8 +352,9 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
                 }
                 const Stats st = stats_of(v);
                 Bar b{st.mean, st.min, st.max, v,
-                      fmt::format("{} / {}: {}% (min {}, max {}, {} runs)", g.series[s],
-                                  c.groups[gi], pct(st.mean), pct(st.min), pct(st.max), st.n)};
+                      fmt::format("{} / {}: {} (min {}, max {}, {} runs)", g.series[s],
+                                  c.groups[gi], metric_text(d, st.mean), metric_text(d, st.min),
+                                  metric_text(d, st.max), st.n)};
                 row.push_back(b);
             }
             c.values.push_back(row);
@@ -345,10 +365,12 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
     }
     LineChart c;
     c.width = 860, c.height = 460;
-    c.title = "Final evaluation accuracy against " + x_title(d, l);
+    c.title = (d.bits ? "Final validation bits per byte against " : "Final evaluation accuracy against ") +
+              x_title(d, l);
     c.subtitle = spread;
     c.x_label = x_title(d, l);
-    c.y_label = "accuracy";
+    c.y_label = d.bits ? "bits per byte" : "accuracy";
+    c.percent = !d.bits;
     if (!g.numeric_x)
         c.categories = g.xs;
     else if (g.xs.size() <= 12)
@@ -365,9 +387,9 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
             cs.x.push_back(xv), cs.mean.push_back(st.mean), cs.lo.push_back(st.min),
                 cs.hi.push_back(st.max);
             for (double a : v) cs.dots.emplace_back(xv, a);
-            cs.tips.push_back(fmt::format("{}, {} = {}: {}% (min {}, max {}, {} runs)", cs.name,
-                                          x_title(d, l), g.xs[x], pct(st.mean), pct(st.min),
-                                          pct(st.max), st.n));
+            cs.tips.push_back(fmt::format("{}, {} = {}: {} (min {}, max {}, {} runs)", cs.name,
+                                          x_title(d, l), g.xs[x], metric_text(d, st.mean),
+                                          metric_text(d, st.min), metric_text(d, st.max), st.n));
         }
         c.series.push_back(std::move(cs));
     }
@@ -380,9 +402,12 @@ std::vector<Svg> curve_panels(const SweepData& d, const Layout& l, const Groups&
     for (size_t x = 0; x < g.xs.size(); x++) {
         LineChart c;
         c.title =
-            l.x >= 0 ? x_title(d, l) + " = " + g.xs[x] : "Evaluation accuracy during training";
+            l.x >= 0 ? x_title(d, l) + " = " + g.xs[x]
+            : d.bits ? "Validation bits per byte during training"
+                     : "Evaluation accuracy during training";
         c.x_label = "step";
-        c.y_label = "eval accuracy";
+        c.y_label = d.bits ? "bits per byte" : "eval accuracy";
+        c.percent = !d.bits;
         c.legend = false;
         c.x_from_zero = true;
         c.width = l.x >= 0 ? 420 : 760;
@@ -625,13 +650,13 @@ ReportFiles write_report(const ReportOptions& opt) {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
         xml_escape(title) + "</title>\n<style>\n" + kStyle + "</style>\n</head>\n<body>\n";
     html += "<h1>" + xml_escape(title) + "</h1>\n<p class=\"meta\">" + xml_escape(meta) + "</p>\n";
-    html += "<h2>Accuracy</h2>\n" + main.str();
+    html += std::string(d.bits ? "<h2>Bits per byte</h2>\n" : "<h2>Accuracy</h2>\n") + main.str();
     const auto curves = curve_panels(d, l, g);
     if (!curves.empty()) {
         html +=
-            "<h2>Learning curves</h2>\n<p class=\"note\">Accuracy on the fixed evaluation set "
-            "during training; "
-            "line: mean over runs, band: min to max.</p>\n";
+            std::string("<h2>Learning curves</h2>\n<p class=\"note\">") +
+            (d.bits ? "Bits per byte on the validation part" : "Accuracy on the fixed evaluation set") +
+            " during training; line: mean over runs, band: min to max.</p>\n";
         html += draw_legend(
                     g.series,
                     [&] {
