@@ -15,8 +15,8 @@ namespace {
 
 int run_gradcheck(const std::string& map_filter, bool kernels_only) {
     if (map_filter != "all" && map_filter != "cogformer" && !attention_map_from_name(map_filter))
-        throw Error("--map '" + map_filter + "' is not valid; choose all, cogformer or one of: " +
-                    attention_map_names());
+        throw Error("--map '" + map_filter +
+                    "' is not valid; choose all, cogformer or one of: " + attention_map_names());
     auto results = run_kernel_gradchecks(map_filter);
     if (!kernels_only) {
         auto models = run_model_gradchecks(map_filter);
@@ -34,9 +34,10 @@ int run_gradcheck(const std::string& map_filter, bool kernels_only) {
                    r.tensor, wt, r.max_err, r.tol, r.ok() ? "ok" : "FAIL");
         failed += !r.ok();
     }
-    fmt::print("\n{} checks, {} failed. Error = max |analytic - numeric| / max |numeric| per tensor;\n"
-               "numeric = 4-point central difference, best of several steps (float32).\n",
-               results.size(), failed);
+    fmt::print(
+        "\n{} checks, {} failed. Error = max |analytic - numeric| / max |numeric| per tensor;\n"
+        "numeric = 4-point central difference, best of several steps (float32).\n",
+        results.size(), failed);
     return failed;
 }
 

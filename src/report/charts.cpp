@@ -263,8 +263,7 @@ Svg draw_bar_chart(const BarChart& c) {
                          !c.percent    ? fmt::format("{:.3g}", v)
                          : bar_w >= 34 ? fmt::format("{:.1f}", v)
                                        : fmt::format("{:.0f}", v),
-                         10,
-                         Anchor::middle, std::string("fill=\"") + kMuted + "\"");
+                         10, Anchor::middle, std::string("fill=\"") + kMuted + "\"");
             }
         }
         svg.close_group();

@@ -365,7 +365,8 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
     }
     LineChart c;
     c.width = 860, c.height = 460;
-    c.title = (d.bits ? "Final validation bits per byte against " : "Final evaluation accuracy against ") +
+    c.title = (d.bits ? "Final validation bits per byte against "
+                      : "Final evaluation accuracy against ") +
               x_title(d, l);
     c.subtitle = spread;
     c.x_label = x_title(d, l);
@@ -401,10 +402,9 @@ std::vector<Svg> curve_panels(const SweepData& d, const Layout& l, const Groups&
     std::vector<Svg> panels;
     for (size_t x = 0; x < g.xs.size(); x++) {
         LineChart c;
-        c.title =
-            l.x >= 0 ? x_title(d, l) + " = " + g.xs[x]
-            : d.bits ? "Validation bits per byte during training"
-                     : "Evaluation accuracy during training";
+        c.title = l.x >= 0 ? x_title(d, l) + " = " + g.xs[x]
+                  : d.bits ? "Validation bits per byte during training"
+                           : "Evaluation accuracy during training";
         c.x_label = "step";
         c.y_label = d.bits ? "bits per byte" : "eval accuracy";
         c.percent = !d.bits;
@@ -653,10 +653,10 @@ ReportFiles write_report(const ReportOptions& opt) {
     html += std::string(d.bits ? "<h2>Bits per byte</h2>\n" : "<h2>Accuracy</h2>\n") + main.str();
     const auto curves = curve_panels(d, l, g);
     if (!curves.empty()) {
-        html +=
-            std::string("<h2>Learning curves</h2>\n<p class=\"note\">") +
-            (d.bits ? "Bits per byte on the validation part" : "Accuracy on the fixed evaluation set") +
-            " during training; line: mean over runs, band: min to max.</p>\n";
+        html += std::string("<h2>Learning curves</h2>\n<p class=\"note\">") +
+                (d.bits ? "Bits per byte on the validation part"
+                        : "Accuracy on the fixed evaluation set") +
+                " during training; line: mean over runs, band: min to max.</p>\n";
         html += draw_legend(
                     g.series,
                     [&] {
