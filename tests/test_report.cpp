@@ -378,6 +378,14 @@ TEST(Report, TextSweepPlotsBitsPerByte) {
     EXPECT_EQ(tag_balance(html), "");
     const std::string md = read_file(f.markdown);
     EXPECT_NE(md.find("bits / byte"), std::string::npos) << md;
+    // The table still gives accuracy in percent beside the bits (about 5 bits per byte
+    // here would read as 500 % if the columns were mixed up).
+    const std::regex row(
+        R"(\n\| [^|]+ \| 2 \| ([0-9.]+) ± [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| ([0-9.]+) ±)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(md, m, row)) << md;
+    EXPECT_LT(std::stod(m[1]), 100.0) << md;
+    EXPECT_GT(std::stod(m[2]), 1.0) << md;
 }
 
 TEST_F(TinySweep, AttentionPlotHasOneHeatmapPerLayerAndHead) {

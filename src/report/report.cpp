@@ -251,11 +251,16 @@ struct Groups {
     bool numeric_x = false;
     std::vector<double> x_numbers;
 
-    // The plotted metric of each run in a cell: accuracy, or bits per byte (d.bits).
     std::vector<double> accuracies(size_t s, size_t x, const SweepData& d) const {
         std::vector<double> v;
-        for (size_t r : cells[s][x])
-            v.push_back(d.bits ? *d.runs[r].result->bits_per_byte : d.runs[r].result->accuracy);
+        for (size_t r : cells[s][x]) v.push_back(d.runs[r].result->accuracy);
+        return v;
+    }
+    // The plotted metric of each run in a cell: accuracy, or bits per byte (d.bits).
+    std::vector<double> plotted(size_t s, size_t x, const SweepData& d) const {
+        if (!d.bits) return accuracies(s, x, d);
+        std::vector<double> v;
+        for (size_t r : cells[s][x]) v.push_back(*d.runs[r].result->bits_per_byte);
         return v;
     }
     std::vector<double> task_accuracies(size_t s, size_t x, const std::string& label,
@@ -345,7 +350,7 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
             std::vector<std::optional<Bar>> row;
             for (size_t s = 0; s < g.series.size(); s++) {
                 const auto v =
-                    gi == 0 ? g.accuracies(s, 0, d) : g.task_accuracies(s, 0, c.groups[gi], d);
+                    gi == 0 ? g.plotted(s, 0, d) : g.task_accuracies(s, 0, c.groups[gi], d);
                 if (v.empty()) {
                     row.emplace_back();
                     continue;
@@ -381,7 +386,7 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
         cs.name = g.series[s];
         cs.colour = series_colour(s);
         for (size_t x = 0; x < g.xs.size(); x++) {
-            const auto v = g.accuracies(s, x, d);
+            const auto v = g.plotted(s, x, d);
             if (v.empty()) continue;
             const Stats st = stats_of(v);
             const double xv = g.numeric_x ? g.x_numbers[x] : double(x);
