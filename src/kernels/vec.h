@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/fastmath.h"
+
 namespace attnlab {
 
 constexpr int kLanes = 16;
@@ -73,19 +75,12 @@ inline Vec16 lane_index(int j0) {
 
 // fast_exp (fastmath.h) on every lane, the same steps: x = n ln2 + r, degree-6 polynomial.
 inline Vec16 fast_exp(Vec16 x) {
-    x = vmax(splat(-87.0f), vmin(splat(88.0f), x));
-    const Vec16i ni = __builtin_convertvector(x * 1.44269504f + 128.5f, Vec16i) - 128;
+    x = vmax(splat(kExpMin), vmin(splat(kExpMax), x));
+    const Vec16i ni = __builtin_convertvector(x * kLog2e + 128.5f, Vec16i) - 128;
     const Vec16 n = __builtin_convertvector(ni, Vec16);
-    const Vec16 r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
-    Vec16 p = splat(1.0f / 720.0f);
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    const Vec16 r = (x - n * kLn2Hi) - n * kLn2Lo;
     const Vec16i bits = (ni + 127) << 23;  // 2^n
-    return p * (Vec16)bits;
+    return exp_taylor6(r) * (Vec16)bits;
 }
 
 inline int round_up(int x, int m) {
