@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/gemm.h"
@@ -179,23 +180,20 @@ void BM_adamw(benchmark::State& state) {
 // One benchmark per map and direction, named after the registry.
 const bool registered = [] {
     if (const char* t = std::getenv("ATTNLAB_THREADS")) set_threads(std::atoi(t));
-    for (const auto& m : all_attention_maps()) {
-        const AttnMap map = m.map;
-        benchmark::RegisterBenchmark(
-            (std::string("attention_forward/") + m.name).c_str(),
-            [map](benchmark::State& s) { attention_forward_bench(s, map); })
-            ->Arg(64)
-            ->Arg(256)
-            ->Unit(benchmark::kMicrosecond)
-            ->UseRealTime();
-        benchmark::RegisterBenchmark(
-            (std::string("attention_backward/") + m.name).c_str(),
-            [map](benchmark::State& s) { attention_backward_bench(s, map); })
-            ->Arg(64)
-            ->Arg(256)
-            ->Unit(benchmark::kMicrosecond)
-            ->UseRealTime();
-    }
+    using Bench = void (*)(benchmark::State&, AttnMap);
+    const std::pair<const char*, Bench> directions[] = {
+        {"attention_forward/", attention_forward_bench},
+        {"attention_backward/", attention_backward_bench}};
+    for (const auto& m : all_attention_maps())
+        for (const auto& [prefix, bench] : directions) {
+            const AttnMap map = m.map;
+            benchmark::RegisterBenchmark((std::string(prefix) + m.name).c_str(),
+                                         [map, bench](benchmark::State& s) { bench(s, map); })
+                ->Arg(64)
+                ->Arg(256)
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
+        }
     return true;
 }();
 
