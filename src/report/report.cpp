@@ -44,6 +44,7 @@ struct SweepData {
     // Byte-level language modelling (every finished run reports bits per byte): the
     // plots show validation bits per byte (lower is better) instead of accuracy.
     bool bits = false;
+    bool some_bits = false;  // at least one finished run reports bits per byte: a table column
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -114,7 +115,10 @@ SweepData load_sweep(const std::string& dir) {
     bool any = false, all_bits = true;
     for (auto& run : d.runs) {
         run.result = read_run_result(dir + "/" + run.name);
-        if (run.result) any = true, all_bits = all_bits && run.result->bits_per_byte.has_value();
+        if (!run.result) continue;
+        any = true;
+        all_bits = all_bits && run.result->bits_per_byte.has_value();
+        d.some_bits = d.some_bits || run.result->bits_per_byte.has_value();
     }
     d.bits = any && all_bits;
     for (auto& run : d.runs)
@@ -481,9 +485,7 @@ std::vector<std::vector<std::string>> summary_table(const SweepData& d, const La
     const bool tasks = runs_have_several_tasks(d);
     if (tasks)
         for (const auto& label : g.labels) head.push_back(label + " %");
-    bool bpb = false;
-    for (const auto& r : d.runs) bpb = bpb || (r.result && r.result->bits_per_byte);
-    if (bpb) head.push_back("bits / byte");
+    if (d.some_bits) head.push_back("bits / byte");
     head.push_back("params");
     head.push_back("s / run");
     std::vector<std::vector<std::string>> rows{head};
@@ -503,7 +505,7 @@ std::vector<std::vector<std::string>> summary_table(const SweepData& d, const La
                     const auto v = g.task_accuracies(s, x, label, d);
                     row.push_back(v.empty() ? "" : pct(stats_of(v).mean));
                 }
-            if (bpb) {
+            if (d.some_bits) {
                 std::vector<double> v;
                 for (size_t r : cell)
                     if (d.runs[r].result->bits_per_byte)
@@ -532,9 +534,7 @@ std::vector<std::vector<std::string>> runs_table(const SweepData& d, const Group
     if (tasks)
         for (const auto& label : g.labels) head.push_back(label + " %");
     head.push_back("loss");
-    bool bpb = false;
-    for (const auto& r : d.runs) bpb = bpb || (r.result && r.result->bits_per_byte);
-    if (bpb) head.push_back("bits / byte");
+    if (d.some_bits) head.push_back("bits / byte");
     head.push_back("steps");
     head.push_back("wall s");
     std::vector<std::vector<std::string>> rows{head};
@@ -555,7 +555,7 @@ std::vector<std::vector<std::string>> runs_table(const SweepData& d, const Group
                 row.push_back(cell);
             }
         row.push_back(fmt::format("{:.4f}", r.result->loss));
-        if (bpb)
+        if (d.some_bits)
             row.push_back(r.result->bits_per_byte ? fmt::format("{:.4f}", *r.result->bits_per_byte)
                                                   : "");
         row.push_back(std::to_string(r.result->steps));
