@@ -7,7 +7,8 @@ JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 PACKAGES := g++ make cmake pkg-config libopenblas-openmp-dev libcli11-dev libtomlplusplus-dev \
             nlohmann-json3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
-            python3 python3-torch python3-numpy python3-pytest bible-kjv
+            python3 python3-torch python3-numpy python3-pytest bible-kjv \
+            openmpi-bin libopenmpi-dev slurm-wlm munge
 
 all: build
 

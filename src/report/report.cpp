@@ -642,8 +642,12 @@ ReportFiles write_report(const ReportOptions& opt) {
         axes_text += (axes_text.empty() ? "" : "; ") + a.name + " in {" + vals + "}";
     }
     const std::string meta =
-        fmt::format("{} of {} runs finished, {} of compute (sum of run wall times). Grid {}: {}.",
-                    files.runs_finished, files.runs_total, format_duration(compute_s), d.grid,
+        fmt::format("{} of {} runs finished{}, {} of compute (sum of run wall times). Grid {}: {}.",
+                    files.runs_finished, files.runs_total,
+                    files.runs_finished < files.runs_total
+                        ? fmt::format(" ({} missing)", files.runs_total - files.runs_finished)
+                        : "",
+                    format_duration(compute_s), d.grid,
                     axes_text.empty() ? "a single run" : axes_text);
 
     const Svg main = main_chart(d, l, g);

@@ -390,10 +390,6 @@ std::string sweep_json(const SweepPlan& plan) {
     return j.dump(2) + "\n";
 }
 
-namespace {
-
-// The first key (train.threads aside) in which the run folder's config.toml
-// differs from the planned configuration, as "key: folder X, grid Y".
 std::optional<std::string> config_difference(const std::string& dir, const RunConfig& planned) {
     RunConfig stored;
     apply_toml_file(stored, dir + "/config.toml");
@@ -405,6 +401,8 @@ std::optional<std::string> config_difference(const std::string& dir, const RunCo
     }
     return std::nullopt;
 }
+
+namespace {
 
 enum class Mode { fresh, resume };
 
@@ -489,6 +487,12 @@ SweepOutcome run_sweep(const SweepPlan& plan, const SweepOptions& opt) {
     std::vector<std::string> stale;
     for (size_t i = 0; i < plan.runs.size(); i++) {
         const std::string dir = opt.out_dir + "/" + plan.runs[i].name;
+        if (!opt.only.empty() &&
+            std::find(opt.only.begin(), opt.only.end(), plan.runs[i].name) == opt.only.end()) {
+            out.total--;  // not this sweep process's run: only its result is read
+            results[i] = read_run_result(dir);
+            continue;
+        }
         if (!fs::exists(dir + "/config.toml")) {
             pending.emplace_back(i, Mode::fresh);
             continue;
@@ -515,9 +519,11 @@ SweepOutcome run_sweep(const SweepPlan& plan, const SweepOptions& opt) {
         throw Error(msg);
     }
 
-    write_text_atomic(opt.out_dir + "/grid.toml", plan.text);
-    write_text_atomic(opt.out_dir + "/sweep.json", sweep_json(plan));
-    write_text_atomic(opt.out_dir + "/runs.csv", runs_csv(plan, results));
+    if (opt.only.empty()) {  // a process that runs some of the runs leaves the plan as it is
+        write_text_atomic(opt.out_dir + "/grid.toml", plan.text);
+        write_text_atomic(opt.out_dir + "/sweep.json", sweep_json(plan));
+        write_text_atomic(opt.out_dir + "/runs.csv", runs_csv(plan, results));
+    }
     if (!opt.quiet)
         fmt::print("sweep {}: {} runs, {} finished already, {} to run, {} at a time\n", plan.origin,
                    out.total, out.skipped, pending.size(), jobs);
@@ -602,6 +608,9 @@ SweepOutcome run_sweep(const SweepPlan& plan, const SweepOptions& opt) {
         results[r.run] = res;
         out.ran++;
         finished++;
+        // Other processes (Slurm array tasks, MPI ranks) finish runs of the same sweep.
+        for (size_t i = 0; i < plan.runs.size(); i++)
+            if (!results[i]) results[i] = read_run_result(opt.out_dir + "/" + plan.runs[i].name);
         write_text_atomic(opt.out_dir + "/runs.csv", runs_csv(plan, results));
         if (!opt.quiet) {
             const double wall = std::chrono::duration<double>(clock::now() - r.start).count();

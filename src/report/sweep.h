@@ -62,6 +62,9 @@ struct SweepOptions {
     std::string binary;  // the attnlab executable that trains one run
     int jobs = 0;        // parallel runs (0 = number of cores)
     bool quiet = false;  // no progress lines
+    // When not empty: run only these runs (by name) and leave the others alone;
+    // what a Slurm array task does with its one run.
+    std::vector<std::string> only;
 };
 
 struct SweepOutcome {
@@ -76,6 +79,10 @@ struct SweepOutcome {
 // <out>/grid.toml, <out>/sweep.json (the plan) and, after every finished run,
 // <out>/runs.csv; each run's output goes to <out>/<run>/train.log.
 SweepOutcome run_sweep(const SweepPlan& plan, const SweepOptions& opt);
+
+// The first key (train.threads aside) in which the run folder's config.toml
+// differs from the planned configuration, as "key is X in the folder but Y in the grid".
+std::optional<std::string> config_difference(const std::string& dir, const RunConfig& planned);
 
 // runs.csv for the finished runs of the plan (results[i] for plan.runs[i]).
 std::string runs_csv(const SweepPlan& plan, const std::vector<std::optional<RunResult>>& results);
