@@ -69,12 +69,13 @@ TEST(Parallel, ThreadCountDoesNotChangeResults) {
 
 // The blocked attention kernel against plain loops over the same maps, at head
 // sizes with and without padding (4, 16, 32), a T that is not a multiple of the
-// block or vector sizes, with and without ALiBi.
+// block or vector sizes, with and without ALiBi, causal and bidirectional.
 TEST(Parallel, AttentionKernelMatchesPlainLoops) {
     for (int hs : {4, 16, 32})
         for (bool alibi : {false, true})
+            for (bool causal : {true, false})
             for (const auto& m : all_attention_maps()) {
-                const AttentionShape sh{2, 21, 2 * hs, 2};
+                const AttentionShape sh{2, 21, 2 * hs, 2, causal};
                 const int B = sh.B, T = sh.T, C = sh.C, H = sh.H;
                 Rng rng(hs + 7);
                 std::vector<float> qkv(size_t(B) * T * 3 * C), dout(size_t(B) * T * C);
@@ -97,19 +98,21 @@ TEST(Parallel, AttentionKernelMatchesPlainLoops) {
                 for (int b = 0; b < B; b++)
                     for (int h = 0; h < H; h++)
                         for (int i = 0; i < T; i++) {
+                            const int n = causal ? i + 1 : T;  // the keys query i sees
                             auto q = [&](int t, int d) {
                                 return qkv[(size_t(b) * T + t) * 3 * C + h * hs + d];
                             };
                             auto k = [&](int t, int d) { return q(t, C + d); };
                             auto v = [&](int t, int d) { return q(t, 2 * C + d); };
-                            for (int j = 0; j <= i; j++) {
+                            for (int j = 0; j < n; j++) {
                                 double dot = 0;
                                 for (int d = 0; d < hs; d++) dot += double(q(i, d)) * k(j, d);
-                                s[j] = float(dot * scale - (alibi ? slopes[h] * (i - j) : 0.0));
+                                s[j] = float(dot * scale -
+                                             (alibi ? slopes[h] * std::abs(i - j) : 0.0));
                             }
-                            attn_map_forward(m.map, w.data(), s.data(), i + 1, std::log(float(T)));
+                            attn_map_forward(m.map, w.data(), s.data(), n, std::log(float(T)));
                             const float* dy = dout.data() + (size_t(b) * T + i) * C + h * hs;
-                            for (int j = 0; j <= i; j++) {
+                            for (int j = 0; j < n; j++) {
                                 double gj = 0;
                                 for (int d = 0; d < hs; d++) {
                                     ref_out[(size_t(b) * T + i) * C + h * hs + d] +=
@@ -121,8 +124,8 @@ TEST(Parallel, AttentionKernelMatchesPlainLoops) {
                                 g[j] = float(gj);
                             }
                             attn_map_backward(m.map, ds.data(), g.data(), w.data(), s.data(),
-                                              i + 1);
-                            for (int j = 0; j <= i; j++)
+                                              n);
+                            for (int j = 0; j < n; j++)
                                 for (int d = 0; d < hs; d++) {
                                     ref_d[(size_t(b) * T + i) * 3 * C + h * hs + d] +=
                                         ds[j] * scale * k(j, d);
@@ -138,8 +141,8 @@ TEST(Parallel, AttentionKernelMatchesPlainLoops) {
                     return diff / std::max(mag, 1e-12);
                 };
                 EXPECT_LT(max_rel(out, ref_out), 1e-5)
-                    << m.name << " hs " << hs << " alibi " << alibi;
+                    << m.name << " hs " << hs << " alibi " << alibi << " causal " << causal;
                 EXPECT_LT(max_rel(dqkv, ref_d), 1e-4)
-                    << m.name << " hs " << hs << " alibi " << alibi;
+                    << m.name << " hs " << hs << " alibi " << alibi << " causal " << causal;
             }
 }

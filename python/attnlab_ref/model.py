@@ -128,6 +128,11 @@ def causal_mask(T):
     return torch.ones(T, T, dtype=torch.bool).tril()
 
 
+def attention_mask(T, causal=True):
+    """(T, T) bool of the keys each query sees: j <= i (causal), or every key (bidirectional)."""
+    return causal_mask(T) if causal else torch.ones(T, T, dtype=torch.bool)
+
+
 def _masked_softmax(a, mask):
     # exp(a - rowmax) over the visible keys; hidden keys get exactly 0 and no gradient.
     a = a.masked_fill(~mask, -math.inf)
@@ -162,10 +167,24 @@ def alibi_slopes(H):
     return torch.tensor([2.0 ** (-8.0 * h / H) for h in range(1, H + 1)], dtype=DTYPE)
 
 
-def alibi_bias(H, T):
-    """(H, T, T) bias -m_h (i - j)."""
+def alibi_bias(H, T, causal=True):
+    """(H, T, T) bias -m_h (i - j) (causal), or -m_h |i - j| (bidirectional: a key after the
+    query is as far as one the same distance before it)."""
     i = torch.arange(T, dtype=DTYPE)
-    return -alibi_slopes(H)[:, None, None] * (i[:, None] - i[None, :])
+    dist = i[:, None] - i[None, :]
+    return -alibi_slopes(H)[:, None, None] * (dist if causal else dist.abs())
+
+
+def attention(q, k, v, name, causal=True, alibi=False):
+    """Multi-head attention on q, k, v (B, H, T, hs) -> (out (B, H, T, hs), w (B, H, T, T)):
+    s_ij = q_i . k_j / sqrt(hs) (+ ALiBi bias), w = map `name` row-wise over the keys query i
+    sees (j <= i if causal, all j otherwise), out_i = sum_j w_ij v_j."""
+    H, T, hs = q.shape[1], q.shape[2], q.shape[3]
+    s = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, H, T, T)
+    if alibi:
+        s = s + alibi_bias(H, T, causal).to(s.dtype)
+    w = attention_weights(s, attention_mask(T, causal), name, T)
+    return w @ v, w
 
 
 def rope(x):
@@ -261,11 +280,8 @@ class Attention(nn.Module):
         q, k, v = (z.view(B, T, H, hs).transpose(1, 2) for z in (q, k, v))  # (B, H, T, hs)
         if self.cfg.pos == "rope":
             q, k = rope(q), rope(k)
-        s = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, H, T, T)
-        if self.cfg.pos == "alibi":
-            s = s + alibi_bias(H, T).to(s.dtype)
-        w = attention_weights(s, causal_mask(T), self.map_name, T)
-        o = (w @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        o, _ = attention(q, k, v, self.map_name, causal=True, alibi=self.cfg.pos == "alibi")
+        o = o.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.proj(o)
 
 

@@ -1,6 +1,7 @@
 // `attnlab golden --out DIR`: one folder per case with the initial checkpoint
 // and everything the PyTorch reference recomputes: logits, loss, every
-// gradient, the losses of 10 AdamW steps and the parameters after them.
+// gradient, the losses of 10 AdamW steps and the parameters after them; and
+// one file of attention kernel cases (every map, causal and bidirectional).
 #include <fmt/core.h>
 #include <sys/stat.h>
 
@@ -9,7 +10,9 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/gemm.h"
 #include "core/safetensors.h"
+#include "kernels/attention.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 
@@ -133,6 +136,47 @@ void write_case(const std::string& dir, const Case& cs) {
     w.write(dir + "/golden.safetensors");
 }
 
+// The attention kernel alone, for every map, causal and bidirectional, with and
+// without ALiBi: qkv and dL/dout in, out, the weights and dL/dqkv out, one file
+// (attention.safetensors, tensors named <map>.<causal|bidirectional>.<plain|alibi>.*).
+// T = 21 and hs = 8 leave a partial row block and padded vectors.
+void write_attention_kernels(const std::string& path) {
+    const AttentionShape base{2, 21, 16, 2};
+    const int B = base.B, T = base.T, C = base.C, H = base.H;
+    const size_t nqkv = size_t(B) * T * 3 * C, nout = size_t(B) * T * C,
+                 natt = size_t(B) * H * T * T;
+    std::vector<float> slopes(static_cast<size_t>(H));
+    std::vector<float> scratch(size_t(get_threads()) * attention_scratch_floats(base));
+    alibi_slopes(slopes.data(), H);
+    SafeTensorsWriter w;
+    Rng rng(31);
+    for (const auto& m : all_attention_maps())
+        for (bool causal : {true, false})
+            for (bool alibi : {false, true}) {
+                AttentionShape sh = base;
+                sh.causal = causal;
+                std::vector<float> qkv(nqkv), dout(nout), out(nout), s(natt), wt(natt),
+                    dqkv(nqkv);
+                for (auto& x : qkv) x = float(0.8 * rng.normal());
+                for (auto& x : dout) x = float(rng.normal());
+                attention_forward(out.data(), s.data(), wt.data(), scratch.data(), qkv.data(),
+                                  m.map, alibi ? slopes.data() : nullptr, sh);
+                attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), s.data(),
+                                   wt.data(), m.map, sh, GradStore::overwrite);
+                const std::string p = std::string(m.name) + (causal ? ".causal" : ".bidirectional") +
+                                      (alibi ? ".alibi." : ".plain.");
+                w.add_f32(p + "qkv", {B, T, 3 * C}, qkv.data());
+                w.add_f32(p + "dout", {B, T, C}, dout.data());
+                w.add_f32(p + "out", {B, T, C}, out.data());
+                w.add_f32(p + "weights", {B, H, T, T}, wt.data());
+                w.add_f32(p + "dqkv", {B, T, 3 * C}, dqkv.data());
+            }
+    w.set_metadata("format", "attnlab-1");
+    w.set_metadata("kind", "golden-attention");
+    w.set_metadata("heads", std::to_string(H));
+    w.write(path);
+}
+
 void make_dir(const std::string& dir) {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
         throw Error("cannot create folder '" + dir + "': " + std::strerror(errno));
@@ -154,7 +198,8 @@ void cmd_golden(const std::string& out_dir) {
         write_case(out_dir + "/" + cs.name, cs);
         written++;
     }
-    fmt::print("wrote {} golden cases to {}\n", written, out_dir);
+    write_attention_kernels(out_dir + "/attention.safetensors");
+    fmt::print("wrote {} golden cases and attention.safetensors to {}\n", written, out_dir);
 }
 
 }  // namespace attnlab

@@ -87,18 +87,18 @@ inline Vec16 family_f(AttnMap map, Vec16 s) {
     return map == AttnMap::softmax ? s : map == AttnMap::expressive ? s * s : vabs(s);
 }
 
-// Block rows r = 0..R-1: w_r = w + r ld, s_r = s + r ld, row r has n0 + r valid lanes
-// of its chunks over [0, cap). Writes each row's weights up to a common factor,
+// Block rows r = 0..R-1: w_r = w + r ld, s_r = s + r ld, row r has n0 + r dn valid
+// lanes of its chunks over [0, cap) (dn = 1 causal, 0 bidirectional). Writes each row's weights up to a common factor,
 // w_r = scale[r] * (what is stored), so the normalisation can ride on a later pass
 // (softmax family: exp(f(s) - max) times c, scale 1 / sum; quadratic: s^2, scale
 // 1 / (eps + sum); others: scale 1). The rows are interleaved chunk by chunk, so
 // the dependency chains of their sums and maxima overlap.
 template <int R>
-void map_forward(AttnMap map, float* w, float* scale, const float* s, size_t ld, int n0, int cap,
-                 float log_T) {
+void map_forward(AttnMap map, float* w, float* scale, const float* s, size_t ld, int n0, int dn,
+                 int cap, float log_T) {
     auto sv = [&](int r, int j0) { return load_chunk(s + r * ld, j0, cap); };
     auto put = [&](int r, int j0, Vec16 v) {
-        store_chunk(w + r * ld, j0, cap, valid(v, j0, n0 + r));
+        store_chunk(w + r * ld, j0, cap, valid(v, j0, n0 + r * dn));
     };
     for (int r = 0; r < R; r++) scale[r] = 1.0f;
     switch (map) {
@@ -109,12 +109,12 @@ void map_forward(AttnMap map, float* w, float* scale, const float* s, size_t ld,
             for (int r = 0; r < R; r++) m[r] = splat(-INFINITY), z[r] = splat(0.0f);
             for (int j0 = 0; j0 < cap; j0 += kLanes)
                 for (int r = 0; r < R; r++)
-                    m[r] = vmax(m[r], lane_index(j0) < float(n0 + r) ? family_f(map, sv(r, j0))
+                    m[r] = vmax(m[r], lane_index(j0) < float(n0 + r * dn) ? family_f(map, sv(r, j0))
                                                                      : splat(-INFINITY));
             for (int r = 0; r < R; r++) m[r] = max_lanes(m[r]);
             for (int j0 = 0; j0 < cap; j0 += kLanes)
                 for (int r = 0; r < R; r++) {
-                    const Vec16 e = valid(fast_exp(family_f(map, sv(r, j0)) - m[r]), j0, n0 + r);
+                    const Vec16 e = valid(fast_exp(family_f(map, sv(r, j0)) - m[r]), j0, n0 + r * dn);
                     z[r] += e;
                     store_chunk(w + r * ld, j0, cap,
                                 map == AttnMap::cog ? e * vsign(sv(r, j0)) : e);
@@ -127,7 +127,7 @@ void map_forward(AttnMap map, float* w, float* scale, const float* s, size_t ld,
             for (int r = 0; r < R; r++) z[r] = splat(0.0f);
             for (int j0 = 0; j0 < cap; j0 += kLanes)
                 for (int r = 0; r < R; r++) {
-                    const Vec16 sq = valid(sv(r, j0) * sv(r, j0), j0, n0 + r);
+                    const Vec16 sq = valid(sv(r, j0) * sv(r, j0), j0, n0 + r * dn);
                     z[r] += sq;
                     store_chunk(w + r * ld, j0, cap, sq);
                 }
@@ -153,14 +153,14 @@ void map_forward(AttnMap map, float* w, float* scale, const float* s, size_t ld,
 // ds = f'(s) p (u - sum_l p_l u_l), and sum_l p_l u_l = sum_l w_l g_l for all three.
 template <int R>
 void map_backward(AttnMap map, float* ds, const float* g, const float* w, const float* s, size_t ld,
-                  int n0, int cap) {
+                  int n0, int dn, int cap) {
     auto at = [&](const float* p, int r, int j0) { return load_chunk(p + r * ld, j0, cap); };
     Vec16 dot[R], z[R];
     for (int r = 0; r < R; r++) dot[r] = splat(0.0f), z[r] = splat(0.0f);
     for (int j0 = 0; j0 < cap; j0 += kLanes)
         for (int r = 0; r < R; r++) {
-            dot[r] += valid(at(w, r, j0) * at(g, r, j0), j0, n0 + r);
-            if (map == AttnMap::quadratic) z[r] += valid(at(s, r, j0) * at(s, r, j0), j0, n0 + r);
+            dot[r] += valid(at(w, r, j0) * at(g, r, j0), j0, n0 + r * dn);
+            if (map == AttnMap::quadratic) z[r] += valid(at(s, r, j0) * at(s, r, j0), j0, n0 + r * dn);
         }
     for (int r = 0; r < R; r++)
         dot[r] = sum_lanes(dot[r]), z[r] = 2.0f / (kQuadraticEps + sum_lanes(z[r]));
@@ -192,7 +192,7 @@ void map_backward(AttnMap map, float* ds, const float* g, const float* w, const 
                     v = gv * wv * (1.0f - wv);
                     break;
             }
-            store_chunk(ds + r * ld, j0, cap, valid(v, j0, n0 + r));
+            store_chunk(ds + r * ld, j0, cap, valid(v, j0, n0 + r * dn));
         }
 }
 
@@ -200,13 +200,13 @@ void map_backward(AttnMap map, float* ds, const float* g, const float* w, const 
 
 void attn_map_forward(AttnMap map, float* w, const float* s, int n, float log_T) {
     float scale;
-    map_forward<1>(map, w, &scale, s, 0, n, n, log_T);
+    map_forward<1>(map, w, &scale, s, 0, n, 0, n, log_T);
     for (int j = 0; j < n; j++) w[j] *= scale;
 }
 
 void attn_map_backward(AttnMap map, float* ds, const float* g, const float* w, const float* s,
                        int n) {
-    map_backward<1>(map, ds, g, w, s, 0, n, n);
+    map_backward<1>(map, ds, g, w, s, 0, n, 0, n);
 }
 
 void alibi_slopes(float* slopes, int H) {
@@ -216,6 +216,16 @@ void alibi_slopes(float* slopes, int H) {
 namespace {
 
 constexpr int kRows = 8;  // query rows per block: 8 accumulator registers per 16 columns
+
+// The query rows i0 .. i0 + rows - 1 of one block and the keys they see: row r sees
+// n0 + r dn keys (causal: j <= i, so n0 = i0 + 1, dn = 1; bidirectional: all T, dn = 0),
+// all of them below jend; jv = jend rounded up to whole 16-lane chunks.
+struct RowBlock {
+    int rows, jend, jv, n0, dn;
+    RowBlock(int i0, int T, bool causal)
+        : rows(std::min(kRows, T - i0)), jend(causal ? i0 + rows : T), jv(round_up(jend, kLanes)),
+          n0(causal ? i0 + 1 : T), dn(causal ? 1 : 0) {}
+};
 
 // Scratch of one thread, padded so every vector access stays inside: Tp = T and
 // hsp = hs rounded up to kLanes.
@@ -390,31 +400,36 @@ void attention_forward(float* out, float* scores, float* weights, float* scratch
             const Rows v = padded_rows(sc.vp, sc.hsp, q + 2 * C, ld, T, hs);  // values
             float* w_bh = weights + size_t(bh) * T * T;
             for (int i0 = 0; i0 < T; i0 += kRows) {
-                const int rows = std::min(kRows, T - i0), jend = i0 + rows,
-                          jv = round_up(jend, kLanes);
+                const RowBlock blk(i0, T, sh.causal);
+                const int rows = blk.rows, jend = blk.jend, jv = blk.jv;
                 // s = q k^T / sqrt(hs) for the block's rows, columns j < jv
                 tile_products(sc.tile, sc.Tp, q + size_t(i0) * ld, ld, rows, sc.kt, hs, jv, scale);
-                if (alibi)  // s_ij -= m_h (i - j)
+                if (alibi)  // s_ij -= m_h |i - j| (= m_h (i - j) on the causal keys j <= i)
                     for (int r = 0; r < rows; r++)
                         for (int j0 = 0; j0 < jv; j0 += kLanes) {
                             float* s = sc.tile + size_t(r) * sc.Tp + j0;
-                            store16(s, load16(s) - alibi[h] * (float(i0 + r) - lane_index(j0)));
+                            store16(s, load16(s) -
+                                           alibi[h] * vabs(float(i0 + r) - lane_index(j0)));
                         }
-                // w = map(s) row by row, as wtile times a factor per row; w_ij = 0 for i < j < jv
+                // w = map(s) row by row, as wtile times a factor per row; w_ij = 0 for j
+                // outside A(i) (j < jv)
                 float factor[kRows];
                 if (rows == kRows)
-                    map_forward<kRows>(map, sc.wtile, factor, sc.tile, sc.Tp, i0 + 1, jv, log_T);
+                    map_forward<kRows>(map, sc.wtile, factor, sc.tile, sc.Tp, blk.n0, blk.dn, jv,
+                                       log_T);
                 else
                     for (int r = 0; r < rows; r++)
                         map_forward<1>(map, sc.wtile + size_t(r) * sc.Tp, factor + r,
-                                       sc.tile + size_t(r) * sc.Tp, 0, i0 + r + 1, jv, log_T);
+                                       sc.tile + size_t(r) * sc.Tp, 0, blk.n0 + r * blk.dn, 0, jv,
+                                       log_T);
                 for (int r = 0; r < rows; r++) {
                     const int i = i0 + r;
                     // w_ij for j < jend, and the zeros up to jv that fit in the row
                     copy_scaled(w_bh + size_t(i) * T, sc.wtile + size_t(r) * sc.Tp, std::min(jv, T),
                                 factor[r]);
                     if (scores)
-                        copy(scores + (size_t(bh) * T + i) * T, sc.tile + size_t(r) * sc.Tp, i + 1);
+                        copy(scores + (size_t(bh) * T + i) * T, sc.tile + size_t(r) * sc.Tp,
+                             blk.n0 + r * blk.dn);
                 }
                 // out = w v
                 weighted_rows(out + (size_t(b) * T + i0) * C + h * hs, C, rows, sc.wtile, sc.Tp, v,
@@ -452,9 +467,10 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
             std::fill(sc.dk, sc.dk + size_t(T) * sc.hsp, 0.0f);
             std::fill(sc.dv, sc.dv + size_t(T) * sc.hsp, 0.0f);
             for (int i0 = 0; i0 < T; i0 += kRows) {
-                const int rows = std::min(kRows, T - i0), jend = i0 + rows,
-                          jv = round_up(jend, kLanes);
-                // the block's weights (and scores) into padded tiles: w_ij = 0 for i < j < jv
+                const RowBlock blk(i0, T, sh.causal);
+                const int rows = blk.rows, jend = blk.jend, jv = blk.jv;
+                // the block's weights (and scores) into padded tiles: w_ij = 0 for j outside
+                // A(i) (j < jv)
                 for (int r = 0; r < rows; r++) {
                     float* w = sc.wtile + size_t(r) * sc.Tp;
                     const int n = std::min(jv, T);  // the row holds 0 right of the diagonal
@@ -471,12 +487,13 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
                 // dL/dw in the tile becomes dL/ds (0 for j > i)
                 const float* s_tile = s_bh ? sc.stile : sc.wtile;
                 if (rows == kRows)
-                    map_backward<kRows>(map, sc.tile, sc.tile, sc.wtile, s_tile, sc.Tp, i0 + 1, jv);
+                    map_backward<kRows>(map, sc.tile, sc.tile, sc.wtile, s_tile, sc.Tp, blk.n0,
+                                        blk.dn, jv);
                 else
                     for (int r = 0; r < rows; r++) {
                         const size_t o = size_t(r) * sc.Tp;
                         map_backward<1>(map, sc.tile + o, sc.tile + o, sc.wtile + o, s_tile + o, 0,
-                                        i0 + r + 1, jv);
+                                        blk.n0 + r * blk.dn, 0, jv);
                     }
                 // forward: s = q k^T * scale  =>  dq = ds k * scale, dk += ds^T q * scale
                 float scales[kRows];

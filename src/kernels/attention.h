@@ -1,4 +1,4 @@
-// Multi-head causal attention with interchangeable attention maps. The maps
+// Multi-head attention (causal or bidirectional) with interchangeable attention maps. The maps
 // live in one registry (all_attention_maps) that tests, benchmarks, sweeps
 // and reports loop over, so a new map is added in one place.
 #pragma once
@@ -35,6 +35,9 @@ void attn_map_backward(AttnMap map, float* ds, const float* g, const float* w, c
 
 struct AttentionShape {
     int B, T, C, H;
+    // true: query i sees keys j <= i (a decoder); false: every query sees every key
+    // (bidirectional, no mask), and ALiBi's bias becomes -m_h |i - j|.
+    bool causal = true;
     int hs() const { return C / H; }
 };
 
@@ -47,12 +50,14 @@ bool attention_map_needs_scores(AttnMap map);
 // get_threads() times this (the kernels run outside other parallel regions).
 size_t attention_scratch_floats(AttentionShape sh);
 
-// Per head: s_ij = q_i . k_j / sqrt(hs) + alibi_ij for j <= i; w = map(s) row-wise
-// (0 for j > i); out_i = sum_j w_ij v_j.
+// Per head: s_ij = q_i . k_j / sqrt(hs) + alibi_ij for the keys j that query i sees
+// (A(i) = {j <= i} if sh.causal, else all j < T); w = map(s) row-wise over A(i) (0
+// outside it); out_i = sum_j w_ij v_j. alibi_ij = -m_h (i - j) causal, -m_h |i - j|
+// bidirectional.
 // out (B, T, C); qkv (B, T, 3C); weights (B, H, T, T), kept for backward: the kernel
-// writes every j <= i and zeros a few j > i, so entries further right must hold
-// zeros on entry (a zeroed buffer stays valid for every call with the same T).
-// scores (B, H, T, T), only j <= i written: needed if attention_map_needs_scores,
+// writes every j in A(i) and, causal, zeros a few j > i, so entries further right must
+// hold zeros on entry (a zeroed buffer stays valid for every call with the same T).
+// scores (B, H, T, T), only j in A(i) written: needed if attention_map_needs_scores,
 // else may be nullptr. alibi_slopes: (H) or nullptr. map: one map for all heads.
 void attention_forward(float* out, float* scores, float* weights, float* scratch, const float* qkv,
                        AttnMap map, const float* alibi_slopes, AttentionShape sh);

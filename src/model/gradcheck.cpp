@@ -222,9 +222,9 @@ GradCheckResult check_rope() {
     return r;
 }
 
-GradCheckResult check_attention(AttnMap map, bool alibi) {
+GradCheckResult check_attention(AttnMap map, bool alibi, bool causal) {
     Rng rng(16 + int(map));
-    const AttentionShape sh{2, 6, 8, 2};
+    const AttentionShape sh{2, 6, 8, 2, causal};
     const size_t nqkv = size_t(sh.B) * sh.T * 3 * sh.C, nout = size_t(sh.B) * sh.T * sh.C;
     const size_t natt = size_t(sh.B) * sh.H * sh.T * sh.T;
     Vec qkv = randn(rng, nqkv, 0.8), R = randn(rng, nout), out(nout), s(natt), w(natt), dqkv(nqkv);
@@ -237,8 +237,9 @@ GradCheckResult check_attention(AttnMap map, bool alibi) {
     };
     fwd();
     attention_backward(dqkv.data(), scratch.data(), R.data(), qkv.data(), s.data(), w.data(), map, sh);
-    GradCheckResult r{alibi ? "attention+alibi" : "attention", attention_map_info(map).name, "", 0,
-                      3e-3};
+    const std::string kernel = std::string(causal ? "attention" : "attention/bidir") +
+                               (alibi ? "+alibi" : "");
+    GradCheckResult r{kernel, attention_map_info(map).name, "", 0, 3e-3};
     compare(r, {{"qkv", qkv.data(), qkv.size(), dqkv.data()}}, fwd, kKernelSteps, 400,
             [&] { return sign_pattern(w.data(), w.size()); });
     return r;
@@ -283,8 +284,10 @@ std::vector<GradCheckResult> run_kernel_gradchecks(const std::string& filter) {
     out.push_back(check_cross_entropy());
     for (const auto& m : all_attention_maps())
         if (wanted(filter, m.map)) {
-            out.push_back(check_attention(m.map, false));
-            out.push_back(check_attention(m.map, true));
+            for (bool causal : {true, false}) {
+                out.push_back(check_attention(m.map, false, causal));
+                out.push_back(check_attention(m.map, true, causal));
+            }
         }
     return out;
 }

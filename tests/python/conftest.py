@@ -21,6 +21,7 @@ class GoldenRun:
     skip: str = ""                             # reason to skip (no binary, not required)
     error: str = ""                            # reason to fail
     temp_dir: str = ""                         # removed at session end
+    out: str = ""                              # DIR itself (attention.safetensors lies there)
 
 
 _golden_run = None
@@ -40,7 +41,7 @@ def _run_golden():
     # ATTNLAB_GOLDEN_DIR keeps the generated files for inspection; otherwise a temp dir.
     keep = os.environ.get("ATTNLAB_GOLDEN_DIR", "")
     out = keep or tempfile.mkdtemp(prefix="attnlab-golden-")
-    run = GoldenRun(temp_dir="" if keep else out)
+    run = GoldenRun(temp_dir="" if keep else out, out=out)
     Path(out).mkdir(parents=True, exist_ok=True)
     cmd = [str(binary), "golden", "--out", out]
     try:
@@ -96,6 +97,14 @@ def golden_cases():
     run = golden_run()
     _cases_or_stop(run)
     return run.cases
+
+
+@pytest.fixture(scope="session")
+def golden_dir():
+    """The folder DIR the C++ engine wrote its golden cases into."""
+    run = golden_run()
+    _cases_or_stop(run)
+    return Path(run.out)
 
 
 def pytest_sessionfinish(session, exitstatus):
