@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include "cli/commands.h"
+#include "core/comm.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,12 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     } catch (const attnlab::Error& e) {
+        if (attnlab::Comm::active()) {  // under mpirun: the other ranks must not wait for this one
+            const auto& w = attnlab::Comm::world();
+            fmt::print(stderr, "error (MPI rank {} of {}): {}\n", w.rank(), w.size(), e.what());
+            std::fflush(stderr);
+            w.abort(2);
+        }
         fmt::print(stderr, "error: {}\n", e.what());
         return 2;
     }

@@ -6,9 +6,14 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
+
+extern char** environ;
 
 #include "cli/commands.h"
+#include "core/comm.h"
 #include "core/error.h"
+#include "core/safetensors.h"
 #include "report/slurm.h"
 #include "report/sweep.h"
 
@@ -108,6 +113,61 @@ void submit_slurm(const SweepArgs& a, const SweepPlan& plan) {
                s.job_id, s.runs.size(), plan.runs.size(), left, s.script_path, a.out);
 }
 
+// Under mpirun: the unfinished runs dealt out over the ranks, each rank training
+// its share one at a time (its runs use --threads threads each).
+void run_mpi(const SweepArgs& a, const SweepPlan& plan) {
+    if (!Comm::launched_by_mpi())
+        throw Error("--launcher mpi spreads the runs over the ranks of mpirun; start it as "
+                    "`mpirun -np R attnlab sweep --launcher mpi ...`");
+    const Comm& comm = Comm::world();
+    // The runs' own `attnlab train` processes must not take themselves for MPI ranks.
+    for (char** e = environ; *e;) {
+        const std::string var(*e);
+        const std::string name = var.substr(0, var.find('='));
+        if (name.rfind("OMPI_", 0) == 0 || name.rfind("PMIX_", 0) == 0 || name.rfind("PMI_", 0) == 0)
+            ::unsetenv(name.c_str());  // environ shifts down: look at the same slot again
+        else
+            ++e;
+    }
+    std::vector<std::string> unfinished;
+    for (const auto& r : plan.runs)
+        if (!read_run_result(a.out + "/" + r.name)) unfinished.push_back(r.name);
+    comm.barrier();  // every rank has seen the same state before any run starts
+    if (comm.rank() == 0) {
+        std::error_code ec;
+        fs::create_directories(a.out, ec);
+        write_text_atomic(a.out + "/grid.toml", plan.text);
+        write_text_atomic(a.out + "/sweep.json", sweep_json(plan));
+        fmt::print("sweep {}: {} runs, {} to run over {} MPI ranks\n", plan.origin,
+                   plan.runs.size(), unfinished.size(), comm.size());
+        std::fflush(stdout);
+    }
+    SweepOptions opt;
+    opt.out_dir = a.out;
+    opt.jobs = 1;
+    opt.binary = own_binary();
+    opt.quiet = comm.rank() != 0;
+    for (size_t i = size_t(comm.rank()); i < unfinished.size(); i += size_t(comm.size()))
+        opt.only.push_back(unfinished[i]);
+    SweepOutcome mine;
+    if (!opt.only.empty()) mine = run_sweep(plan, opt);
+    double counts[2] = {double(mine.ran), double(mine.failed.size())};
+    comm.allreduce_sum(counts, 2);
+    if (comm.rank() != 0) {
+        if (counts[1] > 0) throw CLI::RuntimeError(1);
+        return;
+    }
+    std::vector<std::optional<RunResult>> results;
+    for (const auto& r : plan.runs) results.push_back(read_run_result(a.out + "/" + r.name));
+    write_text_atomic(a.out + "/runs.csv", runs_csv(plan, results));
+    fmt::print("sweep done: {} runs, {} trained now over {} ranks, {} failed; index {}/runs.csv\n",
+               plan.runs.size(), long(counts[0]), comm.size(), long(counts[1]), a.out);
+    if (counts[1] > 0) {
+        fmt::print(stderr, "see `attnlab sweep --status {}`; run the sweep again to retry\n", a.out);
+        throw CLI::RuntimeError(1);
+    }
+}
+
 void run_command(const SweepArgs& a) {
     if (a.jobs < 0) throw Error(fmt::format("--jobs {} must be >= 0 (0 = one per core)", a.jobs));
     if (a.threads < 1) throw Error(fmt::format("--threads {} must be >= 1", a.threads));
@@ -115,13 +175,17 @@ void run_command(const SweepArgs& a) {
     if (!a.run.empty()) return run_one(a);
     if (a.grid.empty() || a.out.empty())
         throw Error("attnlab sweep needs --grid FILE and --out DIR (or --status DIR)");
-    if (a.launcher != "local" && a.launcher != "slurm")
-        throw Error("--launcher '" + a.launcher + "' is not known; valid: local, slurm");
+    if (a.launcher != "local" && a.launcher != "slurm" && a.launcher != "mpi")
+        throw Error("--launcher '" + a.launcher + "' is not known; valid: local, slurm, mpi");
+    if (a.launcher != "mpi" && Comm::launched_by_mpi())
+        throw Error("this sweep was started by mpirun: pass --launcher mpi to spread its runs "
+                    "over the ranks (otherwise every rank would train every run)");
     if (a.launcher == "local" && (a.max_parallel != 0 || !a.slurm.empty()))
         throw Error("--max-parallel and --slurm need --launcher slurm (locally, --jobs sets the "
                     "runs at a time)");
     const SweepPlan plan = load_grid(a.grid, a.threads);
     if (a.launcher == "slurm") return submit_slurm(a, plan);
+    if (a.launcher == "mpi" && !a.dry_run) return run_mpi(a, plan);
     if (a.dry_run) {
         for (const auto& r : plan.runs) {
             std::string settings;
@@ -147,7 +211,8 @@ void add_sweep_command(CLI::App& app) {
     sweep->add_option("--grid", a->grid, "grid file: [base] configuration and [grid] values to vary");
     sweep->add_option("--out", a->out, "sweep folder (one run folder per run, runs.csv)");
     sweep->add_option("--launcher", a->launcher,
-                      "local (a process pool, the default) or slurm (one job array)");
+                      "local (a process pool, the default), slurm (one job array) or mpi "
+                      "(under mpirun: the runs spread over the ranks)");
     sweep->add_option("--jobs", a->jobs, "local: runs at a time (default: the number of cores)");
     sweep->add_option("--threads", a->threads,
                       "train.threads of every run (default 1; Slurm: --cpus-per-task)");

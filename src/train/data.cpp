@@ -40,34 +40,40 @@ EvalSet::EvalSet(const Task& task, uint64_t seed, int windows, int T)
     labels_ = std::move(all.labels);
 }
 
-EvalResult EvalSet::evaluate(Model& model) const {
-    EvalResult r;
-    r.labels = label_names_;
+EvalSums EvalSet::sums(Model& model, int first, int last) const {
+    EvalSums s;
     const size_t L = label_names_.size();
-    std::vector<long> correct(L, 0), counted(L, 0);
-    double loss_sum = 0;
-    long total_correct = 0;
-    for (int first = 0; first < windows_; first += model.max_batch()) {
-        const int rows = std::min(model.max_batch(), windows_ - first);
-        const size_t off = size_t(first) * T_;
+    s.label_correct.assign(L, 0);
+    s.label_counted.assign(L, 0);
+    for (int w = first; w < last; w += model.max_batch()) {
+        const int rows = std::min(model.max_batch(), last - w);
+        const size_t off = size_t(w) * T_;
         const Batch b{inputs_.data() + off, targets_.data() + off, counted_.data() + off, rows, T_};
         const LossResult lr = model.forward(b);
-        loss_sum += lr.loss * double(lr.counted);
-        r.counted += lr.counted;
-        total_correct += lr.correct;
+        s.loss += lr.loss * double(lr.counted);
+        s.counted += lr.counted;
+        s.correct += lr.correct;
         for (size_t i = 0; i < size_t(rows) * T_; i++) {
             const int lab = labels_[off + i];
             if (!counted_[off + i] || lab < 0 || size_t(lab) >= L) continue;
-            counted[size_t(lab)]++;
-            correct[size_t(lab)] += model.correct()[i];
+            s.label_counted[size_t(lab)]++;
+            s.label_correct[size_t(lab)] += model.correct()[i];
         }
     }
-    r.loss = r.counted ? loss_sum / double(r.counted) : 0.0;
-    r.accuracy = r.counted ? double(total_correct) / double(r.counted) : 0.0;
+    return s;
+}
+
+EvalResult EvalSet::result(const EvalSums& s) const {
+    EvalResult r;
+    r.labels = label_names_;
+    r.counted = s.counted;
+    r.loss = s.counted ? s.loss / double(s.counted) : 0.0;
+    r.accuracy = s.counted ? double(s.correct) / double(s.counted) : 0.0;
     if (byte_level_) r.bits_per_byte = r.loss / std::log(2.0);
-    for (size_t l = 0; l < L; l++) {
-        r.label_counted.push_back(counted[l]);
-        r.label_accuracy.push_back(counted[l] ? double(correct[l]) / double(counted[l]) : 0.0);
+    for (size_t l = 0; l < label_names_.size(); l++) {
+        const long n = s.label_counted[l];
+        r.label_counted.push_back(n);
+        r.label_accuracy.push_back(n ? double(s.label_correct[l]) / double(n) : 0.0);
     }
     return r;
 }

@@ -38,10 +38,21 @@ struct EvalResult {
 // The fixed evaluation set: `windows` windows of seed `seed` drawn from
 // task.eval_task() (for text: the validation part), evaluated in batches of the
 // model's max batch.
+// Sums over some windows of the evaluation set; the sums of disjoint parts add up
+// (data-parallel evaluation adds them over the ranks).
+struct EvalSums {
+    double loss = 0;  // sum of per-target cross-entropy over counted targets
+    long counted = 0, correct = 0;
+    std::vector<long> label_correct, label_counted;
+};
+
 class EvalSet {
 public:
     EvalSet(const Task& task, uint64_t seed, int windows, int T);
-    EvalResult evaluate(Model& model) const;
+    EvalResult evaluate(Model& model) const { return result(sums(model, 0, windows_)); }
+    // Windows first .. last - 1, in batches of the model's max batch.
+    EvalSums sums(Model& model, int first, int last) const;
+    EvalResult result(const EvalSums& s) const;
     int windows() const { return windows_; }
 
 private:

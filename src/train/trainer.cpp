@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/safetensors.h"
+#include "train/distributed.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
 
@@ -71,6 +72,7 @@ struct Run {
     double elapsed_before = 0;      // wall time of earlier sessions of this run
     EvalResult last_eval;
     bool have_eval = false;
+    DataParallel dp;  // the ranks of mpirun (one process: a no-op)
 };
 
 std::string metrics_header(const Task& task) {
@@ -83,17 +85,19 @@ void build(Run& run, bool quiet) {
     RunConfig& c = run.cfg;
     run.task = make_task(c.task);
     resolve(c, run.task->vocab());
-    set_threads(resolve_threads(c.train.threads));
-    run.model = make_model(c.model, c.train.batch);
+    set_threads(run.dp.ranks() > 1 ? run.dp.threads(c.train.threads) : resolve_threads(c.train.threads));
+    run.model = make_model(c.model, run.dp.local_batch(c.train.batch));
     run.opt = std::make_unique<Optimizer>(adamw_config(c.train), run.model->params().size());
     run.eval = std::make_unique<EvalSet>(*run.task, c.train.eval_seed, c.train.eval_windows,
                                          c.train.context);
     run.header = metrics_header(*run.task);
-    if (!quiet)
+    if (!quiet && run.dp.is_root())
         fmt::print(stderr, "model {}\ntask {} (vocab {}), {} steps x {} windows x {} tokens, {} threads\n",
                    describe_model(c, run.model->table().count()), c.task.name, run.task->vocab(),
                    c.train.steps, c.train.batch, c.train.context, get_threads());
-}
+    if (!quiet && run.dp.ranks() > 1 && run.dp.is_root())
+        fmt::print(stderr, "data parallel: {} MPI ranks x {} windows, {} threads each\n", run.dp.ranks(),
+                   c.train.batch / run.dp.ranks(), get_threads());}
 
 void save_checkpoint(Run& run) {
     const long step = run.opt->steps_done();
@@ -142,10 +146,13 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
     const long start = run.opt->steps_done();
     long end = tc.steps;
     if (opt.stop_after) end = std::min(end, *opt.stop_after);
-    BatchData data(tc.batch, tc.context);
-    const Batch batch = data.batch(tc.batch);
+    DataParallel& dp = run.dp;
+    const bool quiet = opt.quiet || !dp.is_root();  // only rank 0 prints and writes
+    const int local_batch = dp.local_batch(tc.batch);
+    BatchData data(local_batch, tc.context);
+    const Batch batch = data.batch(local_batch);
     const uint64_t data_seed = training_data_seed(tc.seed);
-    Progress progress(tc.steps, start, opt.quiet);
+    Progress progress(tc.steps, start, quiet);
     using clock = std::chrono::steady_clock;
     const auto t_start = clock::now();
     auto t_row = t_start;
@@ -153,15 +160,17 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
     long correct = 0, counted = 0, row_steps = 0, tokens = 0, all_tokens = 0;
     Optimizer::StepInfo info;
     for (long step = start; step < end;) {
-        data.fill(*run.task, data_seed, uint64_t(step) * uint64_t(tc.batch));
+        data.fill(*run.task, data_seed, dp.first_window(step, tc.batch));
         model.zero_grad();
-        const LossResult res = model.forward(batch);
+        const LossResult local = model.forward(batch);
+        const LossResult res = dp.global_loss(local);
         if (!std::isfinite(res.loss))
             throw Error(fmt::format(
                 "training diverged: the loss is {} at step {}. Lower train.lr (now {}), raise "
                 "train.warmup or set train.clip; the last checkpoint in '{}' is intact",
                 res.loss, step + 1, tc.lr, run.dir));
         model.backward(batch);
+        dp.reduce_gradients(model, local.counted, res.counted);
         info = run.opt->step(model);
         step++;
         loss_sum += res.loss, correct += res.correct, counted += res.counted, row_steps++;
@@ -179,7 +188,7 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
         std::string eval_cols = ",";
         for (size_t i = 0; i < run.task->label_names().size(); i++) eval_cols += ",";
         if (eval_due) {
-            run.last_eval = run.eval->evaluate(model);
+            run.last_eval = dp.evaluate(*run.eval, model);
             run.have_eval = true;
             const EvalResult& ev = run.last_eval;
             eval_cols = fmt::format("{:.6f},{:.6f}", ev.loss, ev.accuracy);
@@ -198,12 +207,15 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
         run.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{:.6f},{},{:.0f},{:.2f}", step, last_loss,
                                        info.lr, info.grad_norm, counted ? double(correct) / counted : 0.0,
                                        eval_cols, tps, elapsed));
-        if (!opt.quiet && !::isatty(2))
+        if (!quiet && !::isatty(2))
             fmt::print(stderr, "step {}/{}  loss {:.4f}  acc {:.1f}%  {:.1f}k tok/s\n", step, tc.steps,
                        last_loss, counted ? 100.0 * correct / counted : 0.0, tps / 1000);
         loss_sum = 0, correct = counted = row_steps = tokens = 0;
         t_row = clock::now();
-        if (ckpt_due) save_checkpoint(run);
+        if (ckpt_due) {
+            dp.check_same_params(model);
+            if (dp.is_root()) save_checkpoint(run);
+        }
     }
     progress.finish();
     TrainSummary s;
@@ -214,7 +226,11 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
     s.wall_s = run.elapsed_before + session;
     s.tokens_per_s = session > 0 ? double(all_tokens) / session : 0;
     if (run.have_eval) s.eval = run.last_eval;
-    if (s.steps == tc.steps) write_summary(run, s);
+    if (s.steps == tc.steps && dp.is_root()) write_summary(run, s);
+    if (!quiet && dp.ranks() > 1 && session > 0)
+        fmt::print(stderr, "gradient allreduce: {:.1f} ms per step, {:.1f}% of the time\n",
+                   1e3 * dp.allreduce_seconds() / double(std::max(1L, s.steps - start)),
+                   100 * dp.allreduce_seconds() / session);
     return s;
 }
 
@@ -225,11 +241,13 @@ TrainSummary train_new(RunConfig cfg, const TrainOptions& opt) {
     run.dir = opt.out_dir;
     run.cfg = std::move(cfg);
     build(run, opt.quiet);  // validates everything before touching the folder
-    prepare_out_dir(run.dir, opt.force);
-    std::error_code ec;
-    for (const char* f : {"summary.json", "metrics.csv", "model.safetensors", "optimizer.safetensors"})
-        fs::remove(run.dir + "/" + f, ec);
-    write_text_atomic(run.dir + "/config.toml", to_toml(run.cfg));
+    if (run.dp.is_root()) {  // the other MPI ranks never write the folder
+        prepare_out_dir(run.dir, opt.force);
+        std::error_code ec;
+        for (const char* f : {"summary.json", "metrics.csv", "model.safetensors", "optimizer.safetensors"})
+            fs::remove(run.dir + "/" + f, ec);
+        write_text_atomic(run.dir + "/config.toml", to_toml(run.cfg));
+    }
     run.model->init_params(run.cfg.train.seed);
     return train_loop(run, opt);
 }
@@ -278,8 +296,8 @@ TrainSummary train_resume(const std::string& dir, const std::vector<std::string>
         const size_t last_comma = line.rfind(',');
         run.elapsed_before = std::stod(line.substr(last_comma + 1));
     }
-    write_text_atomic(dir + "/config.toml", to_toml(run.cfg));
-    if (!opt.quiet)
+    if (run.dp.is_root()) write_text_atomic(dir + "/config.toml", to_toml(run.cfg));
+    if (!opt.quiet && run.dp.is_root())
         fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, run.opt->steps_done(), run.cfg.train.steps);
     if (run.opt->steps_done() >= run.cfg.train.steps)
         throw Error("run '" + dir + "' is already complete (" + step +
