@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "tasks/iarc_modifier.h"
 #include "tasks/options.h"
 
 namespace attnlab {
@@ -257,12 +258,10 @@ void IarcTask::sample(Rng& rng, int T, int32_t* tokens, uint8_t* counted, int8_t
     annotate_iarc_window(s.trace, offset, T, label_of_rule_, counted, label);
 }
 
-std::unique_ptr<Task> make_iarc_task(const TaskConfig& cfg) {
-    using namespace task_options;
-    check_range("n", cfg.n, 2, 1000);
+void check_iarc_tasks(const std::string& tasks) {
     bool seen[4] = {false, false, false, false};
-    bool tasks_ok = !cfg.tasks.empty();
-    for (char c : cfg.tasks) {
+    bool tasks_ok = !tasks.empty();
+    for (char c : tasks) {
         const auto it = std::find(iarc_letters.begin(), iarc_letters.end(), c);
         if (it == iarc_letters.end() || seen[it - iarc_letters.begin()]) {
             tasks_ok = false;
@@ -271,9 +270,18 @@ std::unique_ptr<Task> make_iarc_task(const TaskConfig& cfg) {
         seen[it - iarc_letters.begin()] = true;
     }
     if (!tasks_ok)
-        fail("tasks", "\"" + cfg.tasks + "\"",
-             "is invalid: must be a non-empty subset of the letters I, A, R, C, each at most "
-             "once (e.g. \"IARC\", \"AC\")");
+        task_options::fail("tasks", "\"" + tasks + "\"",
+                           "is invalid: must be a non-empty subset of the letters I, A, R, C, each "
+                           "at most once (e.g. \"IARC\", \"AC\")");
+}
+
+std::unique_ptr<Task> make_iarc_task(const TaskConfig& cfg) {
+    using namespace task_options;
+    if (cfg.variant == "modifier") return make_iarc_modifier_task(cfg);
+    if (cfg.variant != "lookup")
+        fail("variant", "\"" + cfg.variant + "\"", "is unknown: valid variants are lookup, modifier");
+    check_range("n", cfg.n, 2, 1000);
+    check_iarc_tasks(cfg.tasks);
     check_range("l_max", cfg.l_max, 1, 1000);
     if (!(cfg.mu > 0 && cfg.mu <= cfg.l_max))
         fail("mu", fmt::format("{}", cfg.mu),

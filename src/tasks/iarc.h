@@ -82,7 +82,11 @@ class IarcTask final : public Task {
     std::vector<double> length_cdf_;       // P(l <= i + 1 | l > 0), last entry exactly 1
 };
 
-// Validates the iarc options (task.n, task.tasks, task.mu, task.l_max) and builds the task.
+// Throws Error naming task.tasks unless it is a non-empty subset of "IARC", each letter once.
+void check_iarc_tasks(const std::string& tasks);
+
+// Validates the iarc options and builds the task of task.variant: lookup (task.n,
+// task.tasks, task.mu, task.l_max) or modifier (see make_iarc_modifier_task).
 std::unique_ptr<Task> make_iarc_task(const TaskConfig& cfg);
 
 }  // namespace attnlab

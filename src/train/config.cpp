@@ -112,6 +112,24 @@ std::string fmt_float(float x) {
     if (s.find_first_of(".eE") == std::string::npos) s += ".0";
     return s;
 }
+// Shortest text that reads back as the same double (a run's stored config must resume exactly).
+std::string fmt_float_exact(double x) {
+    std::ostringstream os;
+    os.precision(17);
+    os << x;
+    std::string s = os.str();
+    for (int p = 1; p < 17; p++) {  // the fewest digits that still round-trip
+        std::ostringstream shorter;
+        shorter.precision(p);
+        shorter << x;
+        if (std::stod(shorter.str()) == x) {
+            s = shorter.str();
+            break;
+        }
+    }
+    if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+    return s;
+}
 std::string int_list(const std::vector<int>& v) {
     std::string s = "[";
     for (size_t i = 0; i < v.size(); i++) s += (i ? ", " : "") + std::to_string(v[i]);
@@ -199,6 +217,14 @@ std::vector<ConfigKey> make_keys() {
                  [](RunConfig& c, const std::string& v) { c.task.mu = parse_float("task.mu", v, 1e-9, 1000); },
                  [](const RunConfig& c) { return fmt_float(float(c.task.mu)); }});
     k.push_back(INT_KEY("task.l_max", task.l_max, 1, 1000, "iarc: longest segment"));
+    k.push_back({"task.variant", "iarc: lookup (C is an induction lookup) | modifier (C modifies the current task)",
+                 [](RunConfig& c, const std::string& v) { c.task.variant = choice("task.variant", v, {"lookup", "modifier"}); },
+                 [](const RunConfig& c) { return quote(c.task.variant); }});
+    k.push_back({"task.p_c", "iarc modifier: probability that a control token after the first is C, [0, 1]",
+                 [](RunConfig& c, const std::string& v) { c.task.p_c = parse_float("task.p_c", v, 0, 1); },
+                 [](const RunConfig& c) { return fmt_float_exact(c.task.p_c); }});
+    k.push_back(INT_KEY("task.gap_min", task.gap_min, 1, 1000, "iarc modifier: smallest distance between control tokens"));
+    k.push_back(INT_KEY("task.gap_max", task.gap_max, 1, 1000, "iarc modifier: largest distance between control tokens"));
     k.push_back({"task.levels", "multitask: ladder level of each task, e.g. [2, 3, 4]",
                  [](RunConfig& c, const std::string& v) { c.task.levels = parse_int_list("task.levels", v, 1, 8); },
                  [](const RunConfig& c) { return int_list(c.task.levels); }});
