@@ -41,6 +41,7 @@ class ModelConfig:
     pos: str             # learned | sinusoidal | rope | alibi | none
     attention: tuple     # one map name per layer
     cis_maps: tuple      # position-specific maps (cisformer only)
+    cis_rank: int = 0    # cisformer: 0 = full W(t) per position; r > 0: W(t) = W + U(t) V(t), rank r
     window: int = 0      # mlp: tokens seen (0 = context)
     hidden: int = 0      # mlp: hidden width (0 = 4 * dim)
 
@@ -64,7 +65,8 @@ class ModelConfig:
         required = ["arch", "vocab", "dim", "layers", "heads", "context", "ffn_mult", "ffn_act",
                     "norm", "norm_position", "pos", "attention"]
         # window, hidden: sizes of the mlp architecture (0 = its defaults).
-        optional = ["cis_maps", "window", "hidden"]
+        # cis_rank: the low-rank cisformer's rank (0, full per-position weights, if absent).
+        optional = ["cis_maps", "cis_rank", "window", "hidden"]
         missing = [k for k in required if k not in obj]
         if arch == "cisformer" and "cis_maps" not in obj:
             missing.append("cis_maps")
@@ -104,12 +106,14 @@ class ModelConfig:
             norm=choice("norm", NORMS), norm_position=choice("norm_position", NORM_POSITIONS),
             pos=choice("pos", POSITIONAL),
             attention=names("attention", ATTENTION_MAPS, None if arch in ("lstm", "mlp") else layers),
-            cis_maps=names("cis_maps", CIS_MAPS),
+            cis_maps=names("cis_maps", CIS_MAPS), cis_rank=int(obj.get("cis_rank", 0)),
             window=int(obj.get("window", 0)), hidden=int(obj.get("hidden", 0)))
         if arch in ("lstm", "mlp"):
             if not 0 <= cfg.window <= cfg.context or cfg.hidden < 0:
                 raise ValueError(f"model.window = {cfg.window} must lie in 0..context, hidden >= 0")
             return cfg
+        if cfg.cis_rank < 0 or (cfg.cis_rank and arch != "cisformer"):
+            raise ValueError(f"model.cis_rank = {cfg.cis_rank}; must be >= 0, and 0 unless arch = cisformer")
         if cfg.dim % cfg.heads:
             raise ValueError(f"model.dim = {cfg.dim} is not divisible by model.heads = {cfg.heads}")
         if cfg.pos == "rope" and cfg.head_size % 2:
@@ -119,6 +123,13 @@ class ModelConfig:
     def is_cis(self, map_name):
         """Whether the per-token linear map `map_name` has position-specific weights."""
         return self.arch == "cisformer" and map_name in self.cis_maps
+
+    def linear(self, map_name, n_in, n_out):
+        """The Linear of per-token map `map_name`: shared, position-specific, or shared plus
+        a position-specific low-rank correction (cis_rank > 0)."""
+        if not self.is_cis(map_name):
+            return Linear(n_in, n_out)
+        return Linear(n_in, n_out, self.context, self.cis_rank)
 
 
 # ----------------------------------------------------------------------------- attention maps
@@ -230,20 +241,30 @@ class Table(nn.Module):
 
 class Linear(nn.Module):
     """y = x W^T + b, W [out, in]; position-specific (cisformer) when `positions` is given:
-    W [T, out, in], b [T, out], and position t of the window uses slice t."""
+    W [T, out, in], b [T, out], and position t of the window uses slice t. With a rank r > 0
+    as well, W and b stay shared and position t uses W(t) = W + U(t) V(t), with
+    pos_u [T, out, r] and pos_v [T, r, in]."""
 
-    def __init__(self, n_in, n_out, positions=None):
+    def __init__(self, n_in, n_out, positions=None, rank=0):
         super().__init__()
-        lead = () if positions is None else (positions,)
+        self.positional = positions is not None and rank == 0
+        lead = (positions,) if self.positional else ()
         self.weight = _param(*lead, n_out, n_in)
         self.bias = _param(*lead, n_out)
-        self.positional = positions is not None
+        self.rank = rank if positions is not None else 0
+        if self.rank:
+            self.pos_u = _param(positions, n_out, rank)
+            self.pos_v = _param(positions, rank, n_in)
 
     def forward(self, x):  # x (B, T, in) -> (B, T, out)
-        if not self.positional:
-            return x @ self.weight.T + self.bias
         T = x.shape[1]
-        return torch.einsum("bti,toi->bto", x, self.weight[:T]) + self.bias[:T]
+        if self.positional:
+            return torch.einsum("bti,toi->bto", x, self.weight[:T]) + self.bias[:T]
+        y = x @ self.weight.T + self.bias
+        if self.rank:
+            h = torch.einsum("bti,tri->btr", x, self.pos_v[:T])        # (B, T, r)
+            y = y + torch.einsum("btr,tor->bto", h, self.pos_u[:T])
+        return y
 
 
 class Norm(nn.Module):
@@ -270,8 +291,8 @@ class Attention(nn.Module):
         super().__init__()
         C, T = cfg.dim, cfg.context
         self.cfg, self.map_name = cfg, map_name
-        self.qkv = Linear(C, 3 * C, T if cfg.is_cis("qkv") else None)
-        self.proj = Linear(C, C, T if cfg.is_cis("proj") else None)
+        self.qkv = cfg.linear("qkv", C, 3 * C)
+        self.proj = cfg.linear("proj", C, C)
 
     def forward(self, x):  # (B, T, C)
         B, T, C = x.shape
@@ -288,10 +309,10 @@ class Attention(nn.Module):
 class FFN(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        C, Fd, T = cfg.dim, cfg.ffn_dim, cfg.context
+        C, Fd = cfg.dim, cfg.ffn_dim
         self.act = cfg.ffn_act
-        self.fc = Linear(C, 2 * Fd if self.act == "swiglu" else Fd, T if cfg.is_cis("fc") else None)
-        self.proj = Linear(Fd, C, T if cfg.is_cis("ffn_proj") else None)
+        self.fc = cfg.linear("fc", C, 2 * Fd if self.act == "swiglu" else Fd)
+        self.proj = cfg.linear("ffn_proj", Fd, C)
 
     def forward(self, x):  # (B, T, C)
         h = self.fc(x)
@@ -492,7 +513,7 @@ def init_params(model, seed=0, std=0.02):
     for name, p in model.named_parameters():
         if ".norm" in "." + name:
             p.fill_(1.0 if name.endswith("weight") else 0.0)
-        elif name.endswith("bias"):
+        elif name.endswith(("bias", ".pos_u")):  # U(t) = 0: the low-rank cisformer starts shared
             p.zero_()
         else:
             scale = resid_std if name.endswith((".attn.proj.weight", ".ffn.proj.weight")) else std

@@ -63,6 +63,14 @@ std::vector<Case> golden_cases() {
     cis_all.cis_maps = {"qkv", "proj", "fc", "ffn_proj"};
     cis_all.pos = PosEncoding::rope;
     cases.push_back({"cisformer-expressive-all-maps-rope", cis_all});
+    // The parameter-matched cisformer: W(t) = W + U(t) V(t) of rank 2 in every map.
+    for (const char* spec : {"softmax", "extensive"}) {
+        ModelConfig lowrank = cis_all;
+        lowrank.attention = resolve_attention("model.attention", spec, lowrank.layers);
+        lowrank.cis_rank = 2;
+        lowrank.pos = PosEncoding::learned;
+        cases.push_back({std::string("cisformer-") + spec + "-rank-2-all-maps", lowrank});
+    }
     for (Arch arch : {Arch::lstm, Arch::mlp}) {
         ModelConfig c = base();
         c.arch = arch;
@@ -83,6 +91,13 @@ void write_case(const std::string& dir, const Case& cs) {
     for (const auto& p : model->table().entries())
         if (p.init == Init::normal || p.init == Init::residual)
             for (size_t i = 0; i < p.size; i++) model->params()[p.offset + i] *= 10.0f;
+    // The low-rank cisformer's U(t) starts at 0 (V's gradient would be 0 too): give it
+    // values so every gradient is exercised from the first step.
+    Rng u_rng(9);
+    for (const auto& p : model->table().entries())
+        if (p.name.ends_with(".pos_u"))
+            for (size_t i = 0; i < p.size; i++)
+                model->params()[p.offset + i] = float(0.2 * u_rng.normal());
     save_params(*model, dir + "/model.safetensors");
 
     std::vector<int32_t> inputs(size_t(B) * T), targets(inputs.size());

@@ -22,4 +22,17 @@ void linear_pos_backward(float* dinp, float* dweight, float* dbias, const float*
                          const float* inp, const float* weight, int B, int T, int IC, int OC,
                          GradStore store = GradStore::add);
 
+// Position-specific low-rank correction (the parameter-matched cisformer): adds
+// inp[b,t] V(t)^T U(t)^T to out[b,t], so that with a shared linear map before it
+// the weight at position t is W(t) = W + U(t) V(t).
+// out (B, T, OC) +=, h (B, T, R) = inp V(t)^T kept for backward, inp (B, T, IC),
+// u (T, OC, R), v (T, R, IC).
+void linear_lowrank_pos_forward(float* out, float* h, const float* inp, const float* u,
+                                const float* v, int B, int T, int IC, int OC, int R);
+// du += dout^T h; dh = dout U(t) (dh (B, T, R) is scratch); dv += dh^T inp;
+// dinp += dh V(t) (always added: the shared map's backward wrote dinp first; may be nullptr).
+void linear_lowrank_pos_backward(float* dinp, float* du, float* dv, float* dh, const float* dout,
+                                 const float* h, const float* inp, const float* u, const float* v,
+                                 int B, int T, int IC, int OC, int R);
+
 }  // namespace attnlab

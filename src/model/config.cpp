@@ -146,6 +146,10 @@ void validate(const ModelConfig& c) {
             if (std::find(kCisMaps.begin(), kCisMaps.end(), m) == kCisMaps.end())
                 throw Error("model.cis_maps: unknown map '" + m +
                             "'; choose from qkv, proj, fc, ffn_proj");
+        check_range("model.cis_rank", c.cis_rank, 0, 4096);
+    } else if (c.cis_rank != 0) {
+        throw Error("model.cis_rank applies only to model.arch = 'cisformer', not '" +
+                    arch_name(c.arch) + "'");
     }
 }
 
@@ -166,6 +170,7 @@ std::string to_json(const ModelConfig& c) {
     for (auto m : c.attention) att.push_back(attention_map_info(m).name);
     j["attention"] = att;
     j["cis_maps"] = c.cis_maps;
+    if (c.cis_rank != 0) j["cis_rank"] = c.cis_rank;  // absent = 0, as in older checkpoints
     j["window"] = c.window;
     j["hidden"] = c.hidden;
     return j.dump();
@@ -194,6 +199,7 @@ ModelConfig model_config_from_json(const std::string& text) {
             c.attention.push_back(*m);
         }
         c.cis_maps = j.value("cis_maps", std::vector<std::string>{"qkv", "proj"});
+        c.cis_rank = j.value("cis_rank", 0);
         c.window = j.value("window", 0);
         c.hidden = j.value("hidden", 0);
     } catch (const nlohmann::json::exception& e) {

@@ -28,6 +28,7 @@ struct ModelConfig {
     PosEncoding pos = PosEncoding::learned;  // learned | sinusoidal | rope | alibi | none
     std::vector<AttnMap> attention;          // one map per layer (resolved)
     std::vector<std::string> cis_maps{"qkv", "proj"};  // cisformer: position-specific maps
+    int cis_rank = 0;  // cisformer: 0 = a full W(t) per position; r > 0 = W(t) = W + U(t) V(t), rank r
     int window = 0;                          // mlp: tokens seen (0 = the whole context)
     int hidden = 0;                          // mlp: hidden width (0 = 4 * dim)
 };

@@ -264,7 +264,8 @@ class ForwardDecoder final : public Decoder {
 
 std::unique_ptr<Decoder> make_decoder(Model& model) {
     const Arch arch = model.config().arch;
-    if (arch == Arch::transformer || arch == Arch::cisformer)
+    // The low-rank cisformer (cis_rank > 0) takes the plain forward path.
+    if ((arch == Arch::transformer || arch == Arch::cisformer) && model.config().cis_rank == 0)
         return std::make_unique<KvDecoder>(model);
     return std::make_unique<ForwardDecoder>(model);
 }

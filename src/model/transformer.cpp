@@ -24,24 +24,34 @@ namespace attnlab {
 
 namespace {
 
-// A linear map's place in the arena; per_pos: one (W, b) per position (cisformer).
+// A linear map's place in the arena; per_pos: one (W, b) per position (cisformer);
+// rank > 0: a shared (W, b) plus the position-specific low-rank U(t) V(t) (the
+// parameter-matched cisformer), whose activation h and gradient scratch dh are set
+// once the model's buffers exist.
 struct LinearRef {
-    size_t w = 0, b = 0;
-    int in = 0, out = 0;
+    size_t w = 0, b = 0, u = 0, v = 0;
+    int in = 0, out = 0, rank = 0;
     bool per_pos = false;
+    float *h = nullptr, *dh = nullptr;
 
     void forward(float* out_, const float* inp, const float* P, int B, int T) const {
-        if (per_pos)
+        if (per_pos) {
             linear_pos_forward(out_, inp, P + w, P + b, B, T, in, out);
-        else
-            linear_forward(out_, inp, P + w, P + b, B * T, in, out);
+            return;
+        }
+        linear_forward(out_, inp, P + w, P + b, B * T, in, out);
+        if (rank) linear_lowrank_pos_forward(out_, h, inp, P + u, P + v, B, T, in, out, rank);
     }
     void backward(float* dinp, float* G, const float* dout, const float* inp, const float* P, int B,
                   int T, GradStore store) const {
-        if (per_pos)
+        if (per_pos) {
             linear_pos_backward(dinp, G + w, G + b, dout, inp, P + w, B, T, in, out, store);
-        else
-            linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store);
+            return;
+        }
+        linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store);
+        if (rank)
+            linear_lowrank_pos_backward(dinp, G + u, G + v, dh, dout, h, inp, P + u, P + v, B, T,
+                                        in, out, rank);
     }
 };
 
@@ -61,6 +71,7 @@ struct LayerRefs {
 struct LayerActs {
     float *n1, *qkv, *qkvr, *att, *res1, *n2, *fch, *fca, *res2;
     float *mean1, *rstd1, *mean2, *rstd2;
+    float* lowrank_h[4];  // h = x V(t)^T of the low-rank maps qkv, proj, fc, ffn_proj (or nullptr)
 };
 
 // All activations of a forward pass.
@@ -77,6 +88,7 @@ struct Acts {
 struct Grads {
     float *resid, *resid2, *n, *qkv, *qkvr, *att, *fch, *fca;
     float *xf, *logits;
+    float* lowrank_dh;  // dL/dh of the low-rank map being undone (nullptr without them)
 };
 
 // Residual add out = a + b (out may be a or b).
@@ -116,6 +128,12 @@ class Transformer final : public Model {
         dacts_.resize(lay.used());
         lay.reset(dacts_.data());
         d_ = assign_grads(lay);
+        for (int l = 0; l < cfg.layers; l++) {
+            LayerRefs& r = refs_[size_t(l)];
+            LinearRef* maps[4] = {&r.qkv, &r.proj, &r.fc, &r.ffn_proj};
+            for (int i = 0; i < 4; i++)
+                maps[i]->h = a_.layers[size_t(l)].lowrank_h[i], maps[i]->dh = d_.lowrank_dh;
+        }
         logits_ = a_.logits;
         row_loss_ = a_.row_loss;
         // Attention weights (and, for the maps whose backward needs them, scores) are
@@ -144,6 +162,8 @@ class Transformer final : public Model {
         return cfg_.arch == Arch::cisformer &&
                std::find(cfg_.cis_maps.begin(), cfg_.cis_maps.end(), map) != cfg_.cis_maps.end();
     }
+    // The rank of map `map`'s position-specific low-rank correction, 0 for none.
+    int lowrank(const char* map) const { return cfg_.cis_rank > 0 && cis(map) ? cfg_.cis_rank : 0; }
     int ffn_width() const { return cfg_.ffn_mult * cfg_.dim; }
     int fc_width() const {
         return cfg_.ffn_act == Activation::swiglu ? 2 * ffn_width() : ffn_width();
@@ -152,8 +172,16 @@ class Transformer final : public Model {
     LinearRef add_linear(const std::string& name, int in, int out, bool per_pos, Init init) {
         const int64_t T = cfg_.context;
         LinearRef l;
-        l.in = in, l.out = out, l.per_pos = per_pos;
-        if (per_pos) {
+        l.in = in, l.out = out, l.per_pos = per_pos && cfg_.cis_rank == 0;
+        if (per_pos && cfg_.cis_rank > 0) {
+            // W(t) = W + U(t) V(t): U starts at 0, so the model starts as the transformer.
+            const int64_t R = cfg_.cis_rank;
+            l.rank = cfg_.cis_rank;
+            l.w = table_.add(name + ".weight", {out, in}, init);
+            l.b = table_.add(name + ".bias", {out}, Init::zeros);
+            l.u = table_.add(name + ".pos_u", {T, out, R}, Init::zeros);
+            l.v = table_.add(name + ".pos_v", {T, R, in}, Init::normal);
+        } else if (per_pos) {
             l.w = table_.add(name + ".weight", {T, out, in}, init);
             l.b = table_.add(name + ".bias", {T, out}, Init::zeros);
         } else {
@@ -211,6 +239,9 @@ class Transformer final : public Model {
             a.res2 = post ? lay.take(N * C) : nullptr;
             a.mean1 = lay.take(N), a.rstd1 = lay.take(N);
             a.mean2 = lay.take(N), a.rstd2 = lay.take(N);
+            const char* maps[4] = {"qkv", "proj", "fc", "ffn_proj"};
+            for (int i = 0; i < 4; i++)
+                a.lowrank_h[i] = lowrank(maps[i]) ? lay.take(N * size_t(cfg_.cis_rank)) : nullptr;
         }
         acts.xf = lay.take(N * C);
         acts.mean_f = lay.take(N), acts.rstd_f = lay.take(N);
@@ -234,6 +265,9 @@ class Transformer final : public Model {
         g.fch = cfg_.ffn_act == Activation::swiglu ? lay.take(N * size_t(fc_width())) : g.fca;
         g.xf = lay.take(N * C);
         g.logits = lay.take(N * size_t(cfg_.vocab));
+        g.lowrank_dh = cfg_.arch == Arch::cisformer && cfg_.cis_rank > 0
+                           ? lay.take(N * size_t(cfg_.cis_rank))
+                           : nullptr;
         return g;
     }
 

@@ -199,6 +199,8 @@ std::vector<ConfigKey> make_keys() {
                      c.model.cis_maps = maps;
                  },
                  [](const RunConfig& c) { return str_list(c.model.cis_maps); }});
+    k.push_back(INT_KEY("model.cis_rank", model.cis_rank, 0, 4096,
+                        "cisformer: 0 = full per-position weights W(t); r > 0 = W(t) = W + U(t) V(t) of rank r (parameter-matched)"));
     k.push_back(INT_KEY("model.window", model.window, 0, 8192, "mlp: tokens seen per prediction (0 = the whole context)"));
     k.push_back(INT_KEY("model.hidden", model.hidden, 0, 65536, "mlp: hidden width (0 = 4 * dim)"));
     // [task]

@@ -62,6 +62,81 @@ warmup = 100
 eval_every = 500
 eval_windows = 256
 )"},
+        // The task-switching paper's setting: the iarc modifier variant, every model
+        // about 1.5M parameters (the paper's "similar sizes (~1.5M parameters)").
+        {"iarc-paper-transformer", "iarc (modifier): transformer, 4 layers, d 176 (1.52M parameters)",
+         R"([model]
+arch = "transformer"
+attention = "softmax"
+layers = 4
+dim = 176
+heads = 4
+[task]
+name = "iarc"
+variant = "modifier"
+[train]
+steps = 2000
+batch = 32
+context = 64
+lr = 1e-3
+warmup = 100
+eval_every = 500
+)"},
+        {"iarc-paper-cisformer",
+         "iarc (modifier): cisformer W(t) = W + U(t) V(t), rank 1 in qkv and proj, 4 layers, d 160 (1.50M parameters)",
+         R"([model]
+arch = "cisformer"
+attention = "softmax"
+layers = 4
+dim = 160
+heads = 4
+cis_maps = ["qkv", "proj"]
+cis_rank = 1
+[task]
+name = "iarc"
+variant = "modifier"
+[train]
+steps = 2000
+batch = 32
+context = 64
+lr = 1e-3
+warmup = 100
+eval_every = 500
+)"},
+        {"iarc-paper-lstm", "iarc (modifier): LSTM, 2 layers, hidden 304 (1.49M parameters)",
+         R"([model]
+arch = "lstm"
+layers = 2
+dim = 304
+[task]
+name = "iarc"
+variant = "modifier"
+[train]
+steps = 2000
+batch = 32
+context = 64
+lr = 1e-3
+warmup = 100
+eval_every = 500
+)"},
+        {"iarc-paper-mlp",
+         "iarc (modifier): MLP over the whole window, embeddings 16, 2 hidden layers of 800 (1.48M parameters)",
+         R"([model]
+arch = "mlp"
+layers = 2
+dim = 16
+hidden = 800
+[task]
+name = "iarc"
+variant = "modifier"
+[train]
+steps = 2000
+batch = 32
+context = 64
+lr = 1e-3
+warmup = 100
+eval_every = 500
+)"},
         // The reference configurations of `attnlab bench` and `make bench`
         // (docs/performance.md); all on iarc with N = 16, vocab 20.
         {"bench-r1", "benchmark R1: transformer, 2 layers, d 64, 4 heads, FFN 4x, T 64, batch 64",

@@ -318,6 +318,8 @@ def extra_coverage_problems(configs):
     cis = {m for c in configs.values() if c.get("arch") == "cisformer" for m in c.get("cis_maps", [])}
     if set(CIS_MAPS) - cis:
         problems.append(f"no cisformer case makes {sorted(set(CIS_MAPS) - cis)} position-specific")
+    if not any(c.get("arch") == "cisformer" and c.get("cis_rank", 0) > 0 for c in configs.values()):
+        problems.append("no low-rank cisformer case (cis_rank > 0)")
     return problems
 
 

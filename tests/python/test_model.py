@@ -400,3 +400,30 @@ def test_check_optim():
         check_optim({k: v for k, v in optim_json().items() if k != "clip"})
     with pytest.raises(ValueError, match="schedule"):
         check_optim(optim_json(schedule="linear"))
+
+
+def test_low_rank_cisformer():
+    """cis_rank = r: shared W, b plus U(t) V(t); with U = 0 it is the transformer, and a
+    nonzero U(t) changes exactly position t's map (so outputs from t on)."""
+    cfg = model_json()
+    plain = _random_model(cfg)
+    low = Model(dict(cfg, arch="cisformer", cis_maps=["qkv", "ffn_proj"], cis_rank=2))
+    shapes = low.param_shapes()
+    C, T = cfg["dim"], cfg["context"]
+    assert shapes["blocks.0.attn.qkv.weight"] == (3 * C, C)
+    assert shapes["blocks.0.attn.qkv.pos_u"] == (T, 3 * C, 2)
+    assert shapes["blocks.0.attn.qkv.pos_v"] == (T, 2, C)
+    assert "blocks.0.attn.proj.pos_u" not in shapes
+    shared = dict(plain.named_parameters())
+    with torch.no_grad():
+        for name, p in low.named_parameters():
+            p.copy_(torch.randn(p.shape, dtype=p.dtype) if name.endswith("pos_v")
+                    else torch.zeros_like(p) if name.endswith("pos_u") else shared[name])
+    x = _batch(cfg, T=T - 2)[0]
+    with torch.no_grad():
+        assert torch.allclose(low(x), plain(x), atol=1e-13)
+        dict(low.named_parameters())["blocks.0.attn.qkv.pos_u"][3].normal_()
+        out, ref = low(x), plain(x)
+    assert torch.allclose(out[:, :3], ref[:, :3], atol=1e-13) and not torch.allclose(out[:, 3], ref[:, 3])
+    with pytest.raises(ValueError, match="cis_rank"):
+        Model(dict(cfg, cis_rank=2))  # a transformer has no position-specific maps
