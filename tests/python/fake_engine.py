@@ -36,7 +36,7 @@ def _maps(*names):
 
 
 # Every map, the cogformer preset, every positional encoding, both norms and norm positions,
-# every FFN activation, the cisformer with default and full cis_maps, both schedules.
+# every FFN activation, the cisformer with default and full cis_maps and low rank, both schedules.
 CASES = {
     "softmax_learned": (model_json(), optim_json()),
     "expressive_sinusoidal": (model_json(attention=_maps("expressive", "expressive", "expressive"),
@@ -58,6 +58,7 @@ CASES = {
     "cis_all_rope_swiglu": (model_json(arch="cisformer", cis_maps=["qkv", "proj", "fc", "ffn_proj"],
                                        attention=_maps("cog", "sigmoid", "softmax"), pos="rope",
                                        ffn_act="swiglu", norm="rmsnorm"), optim_json()),
+    "cis_low_rank": (model_json(arch="cisformer", cis_maps=["qkv", "ffn_proj"], cis_rank=2), optim_json()),
 }
 
 MUTATIONS = ("weight_decay", "attention", "schedule", "grad", "logits", "step_losses")
@@ -69,7 +70,7 @@ def _nontrivial_params(model, seed):
     gen = torch.Generator().manual_seed(1000 + seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("bias"):
+            if name.endswith(("bias", ".pos_u")):  # pos_u: the low-rank factor that starts at 0
                 p.add_(0.02 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
             elif ".norm" in "." + name:
                 p.add_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
