@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "train/config.h"
 #include "train/recipes.h"
@@ -53,6 +54,7 @@ void run_train(const TrainArgs& a) {
         opt.out_dir = !a.out_dir.empty() ? a.out_dir : !a.recipe.empty() ? "runs/" + a.recipe : "runs/run";
         s = train_new(config_from(a.recipe, a.config_file, a.settings), opt);
     }
+    if (Comm::world().rank() != 0) return;  // under mpirun, rank 0 reports for all
     if (!s.eval.labels.empty()) fmt::print("{}", format_eval(s.eval));
     fmt::print("run folder: {}  ({} steps, {:.1f} s, {:.0f} tokens/s)\n", opt.out_dir, s.steps, s.wall_s,
                s.tokens_per_s);

@@ -228,7 +228,8 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
     if (run.have_eval) s.eval = run.last_eval;
     if (s.steps == tc.steps && dp.is_root()) write_summary(run, s);
     if (!quiet && dp.ranks() > 1 && session > 0)
-        fmt::print(stderr, "gradient allreduce: {:.1f} ms per step, {:.1f}% of the time\n",
+        fmt::print(stderr, "gradient allreduce: {:.2f} MB, {:.2f} ms per step, {:.1f}% of the time\n",
+                   4e-6 * double(model.grads().size()),
                    1e3 * dp.allreduce_seconds() / double(std::max(1L, s.steps - start)),
                    100 * dp.allreduce_seconds() / session);
     return s;
