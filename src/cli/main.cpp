@@ -1,11 +1,21 @@
 // attnlab: the command-line entry point. The subcommands live in src/cli/*_cmd.cpp.
+// Exit codes: 0 success, 1 a check failed, 2 any error (bad command line, bad input,
+// failed file operation), each with one "error: ..." line on stderr.
 #include <fmt/core.h>
+
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/comm.h"
 #include "core/error.h"
+#include "core/parent_death.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
     CLI::App app{"attnlab: a laboratory for attention mechanisms"};
     app.require_subcommand(1);
     attnlab::add_train_commands(app);
@@ -16,17 +26,37 @@ int main(int argc, char** argv) {
     attnlab::add_bench_commands(app);
     try {
         app.parse(argc, argv);
+    } catch (const CLI::RuntimeError& e) {
+        return e.get_exit_code();  // a command's own failed check (exit 1), already reported
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
-    } catch (const attnlab::Error& e) {
-        if (attnlab::Comm::active()) {  // under mpirun: the other ranks must not wait for this one
-            const auto& w = attnlab::Comm::world();
-            fmt::print(stderr, "error (MPI rank {} of {}): {}\n", w.rank(), w.size(), e.what());
-            std::fflush(stderr);
-            w.abort(2);
-        }
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 2;
+        const int code = app.exit(e);  // prints help (code 0) or the parse error
+        return code == 0 ? 0 : 2;
     }
     return 0;
+}
+
+int fail(const std::string& message) {
+    if (attnlab::Comm::active()) {  // under mpirun: the other ranks must not wait for this one
+        const auto& w = attnlab::Comm::world();
+        fmt::print(stderr, "error (MPI rank {} of {}): {}\n", w.rank(), w.size(), message);
+        std::fflush(stderr);
+        w.abort(2);
+    }
+    fmt::print(stderr, "error: {}\n", message);
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    attnlab::die_with_parent_if_asked();
+    try {
+        return run(argc, argv);
+    } catch (const std::bad_alloc&) {
+        return fail("out of memory (a size or count too large for this machine?)");
+    } catch (const std::exception& e) {
+        return fail(e.what());
+    } catch (...) {
+        return fail("unknown failure");
+    }
 }

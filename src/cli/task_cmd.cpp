@@ -33,7 +33,10 @@ void add_task_commands(CLI::App& app) {
             if (s.rfind("task.", 0) != 0) throw Error("--set '" + s + "': task sample takes task.* keys only");
             apply_setting(cfg, s);
         }
-        if (a->context < 1) throw Error("--context = " + std::to_string(a->context) + " must be >= 1");
+        if (a->context < 1 || a->context > 8192)
+            throw Error("--context = " + std::to_string(a->context) + " is out of range: must be 1..8192");
+        if (a->windows < 1 || a->windows > 100000)
+            throw Error("--windows = " + std::to_string(a->windows) + " is out of range: must be 1..100000");
         const auto t = make_task(cfg.task);
         write_samples(std::cout, *t, a->context, a->windows, a->seed, parse_sample_format(a->format));
     });

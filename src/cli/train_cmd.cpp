@@ -83,12 +83,16 @@ void add_train_commands(CLI::App& app) {
     auto e = std::make_shared<EvalArgs>();
     auto* eval = app.add_subcommand("eval", "re-evaluate a run's checkpoint on its evaluation set");
     eval->add_option("--run", e->run, "run folder")->required();
-    eval->add_option("--windows", e->windows, "evaluation windows (default: the run's train.eval_windows)");
+    auto* windows = eval->add_option("--windows", e->windows,
+                                     "evaluation windows (default: the run's train.eval_windows)");
     eval->add_flag("--json", e->json, "print JSON");
-    eval->callback([e] {
+    eval->callback([e, windows] {
         LoadedRun run = load_run(e->run);
-        EvalSet set(*run.task, run.cfg.train.eval_seed, e->windows > 0 ? e->windows : run.cfg.train.eval_windows,
-                    run.cfg.train.context);
+        // Checked like the key it overrides (train.eval_windows).
+        if (windows->count() > 0 && (e->windows < 1 || e->windows > 10000000))
+            throw Error("--windows = " + std::to_string(e->windows) + " is out of range: must be 1..10000000");
+        if (windows->count() > 0) run.cfg.train.eval_windows = e->windows;
+        EvalSet set(*run.task, run.cfg.train.eval_seed, run.cfg.train.eval_windows, run.cfg.train.context);
         const EvalResult r = set.evaluate(*run.model);
         fmt::print("{}", e->json ? eval_json(r).dump(2) + "\n" : format_eval(r));
     });

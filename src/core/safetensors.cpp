@@ -1,16 +1,17 @@
 // safetensors reading (validated) and writing (atomic).
 #include "core/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <fmt/core.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace attnlab {
 
@@ -67,10 +68,60 @@ void SafeTensorsWriter::write(const std::string& path) const {
 }
 
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error("cannot open checkpoint '" + path + "': " + std::strerror(errno));
-    data_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    auto bad = [&](const std::string& why) {
+    const std::string bytes = read_regular_file(path, "checkpoint '" + path + "'", kMaxFileBytes);
+    data_.assign(bytes.begin(), bytes.end());
+    parse();
+}
+
+SafeTensorsFile::SafeTensorsFile(const std::string& name, std::vector<uint8_t> bytes)
+    : path_(name), data_(std::move(bytes)) {
+    parse();
+}
+
+namespace {
+
+// A JSON number that is a non-negative integer (1.0 and 1.5 are not), as size_t.
+size_t json_index(const json& j, const std::function<Error(const std::string&)>& bad,
+                  const std::string& what) {
+    if (!j.is_number_unsigned() && !(j.is_number_integer() && j.get<int64_t>() >= 0))
+        throw bad(what + " is " + j.dump() + ", not a non-negative integer");
+    return j.get<size_t>();
+}
+
+}  // namespace
+
+TensorEntry SafeTensorsFile::parse_entry(const std::string& name, const json& v,
+                                         const std::function<Error(const std::string&)>& bad) {
+    TensorEntry e;
+    e.name = name;
+    const std::string where = "tensor '" + name + "'";
+    if (!v.is_object()) throw bad(where + " is not a JSON object");
+    e.dtype = v.at("dtype").get<std::string>();
+    const size_t es = dtype_size(e.dtype);
+    if (es == 0) throw bad(where + " has unknown dtype " + e.dtype);
+    const json& shape = v.at("shape");
+    if (!shape.is_array()) throw bad(where + " has a shape that is not a list");
+    // The element count, checked against overflow (a forged shape must not wrap around).
+    size_t count = 1;
+    for (const auto& d : shape) {
+        const size_t n = json_index(d, bad, where + " dimension");
+        e.shape.push_back(int64_t(n));
+        if (n != 0 && count > (size_t(1) << 62) / n) throw bad(where + " has an absurd shape");
+        count *= n;
+    }
+    const json& offs = v.at("data_offsets");
+    if (!offs.is_array() || offs.size() != 2) throw bad(where + " has malformed data_offsets");
+    e.begin = json_index(offs[0], bad, where + " data_offsets[0]");
+    e.end = json_index(offs[1], bad, where + " data_offsets[1]");
+    if (count > (size_t(1) << 62) / es || e.end < e.begin || e.end - e.begin != count * es)
+        throw bad(where + " of shape " + shape_str(e.shape) + " and dtype " + e.dtype +
+                  " does not fit its byte range");
+    return e;
+}
+
+void SafeTensorsFile::parse() {
+    const std::string& path = path_;
+    std::function<Error(const std::string&)> bad = [&](const std::string& why) {
         return Error("'" + path + "' is not a valid safetensors file: " + why);
     };
     if (data_.size() < 8) throw bad("shorter than the 8-byte header length");
@@ -82,7 +133,7 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     data_start_ = 8 + n;
     json header;
     try {
-        header = json::parse(data_.begin() + 8, data_.begin() + 8 + n);
+        header = json::parse(data_.begin() + 8, data_.begin() + 8 + long(n));
     } catch (const std::exception& e) {
         throw bad(std::string("header is not valid JSON (") + e.what() + ")");
     }
@@ -91,27 +142,12 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     try {
         for (auto it = header.begin(); it != header.end(); ++it) {
             if (it.key() == "__metadata__") {
+                if (!it->is_object()) throw bad("__metadata__ is not a JSON object");
                 for (auto m = it->begin(); m != it->end(); ++m)
                     metadata_[m.key()] = m->get<std::string>();
                 continue;
             }
-            TensorEntry e;
-            e.name = it.key();
-            e.dtype = it->at("dtype").get<std::string>();
-            e.shape = it->at("shape").get<std::vector<int64_t>>();
-            const auto offs = it->at("data_offsets").get<std::vector<size_t>>();
-            if (offs.size() != 2) throw bad("tensor '" + e.name + "' has malformed data_offsets");
-            e.begin = offs[0], e.end = offs[1];
-            const size_t es = dtype_size(e.dtype);
-            if (es == 0) throw bad("tensor '" + e.name + "' has unknown dtype " + e.dtype);
-            size_t count = 1;
-            for (auto d : e.shape) {
-                if (d < 0) throw bad("tensor '" + e.name + "' has a negative dimension");
-                count *= size_t(d);
-            }
-            if (e.end < e.begin || e.end - e.begin != count * es)
-                throw bad("tensor '" + e.name + "' of shape " + shape_str(e.shape) + " and dtype " +
-                          e.dtype + " does not fit its byte range");
+            TensorEntry e = parse_entry(it.key(), *it, bad);
             if (e.end > data_size)
                 throw bad("tensor '" + e.name + "' ends at byte " + std::to_string(e.end) +
                           " but the data section has " + std::to_string(data_size) +
@@ -124,8 +160,7 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     // Tensors must tile the data section exactly: no overlaps, no gaps.
     std::vector<const TensorEntry*> sorted;
     for (const auto& e : entries_) sorted.push_back(&e);
-    std::sort(sorted.begin(), sorted.end(),
-              [](auto* a, auto* b) { return a->begin < b->begin; });
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
     size_t pos = 0;
     for (auto* e : sorted) {
         if (e->begin != pos) throw bad("tensor '" + e->name + "' overlaps or leaves a gap");
@@ -154,36 +189,14 @@ const float* SafeTensorsFile::f32(const std::string& name, const std::vector<int
     if (e->shape != shape)
         throw Error("'" + path_ + "': tensor '" + name + "' has shape " + shape_str(e->shape) +
                     ", the model expects " + shape_str(shape));
-    return reinterpret_cast<const float*>(raw(*e));
-}
-
-void write_file_atomic(const std::string& path, const void* data, size_t nbytes) {
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) throw Error("cannot write '" + path + "': " + std::strerror(errno));
-    const auto* p = static_cast<const char*>(data);
-    size_t left = nbytes;
-    while (left > 0) {
-        const ssize_t w = ::write(fd, p, left);
-        if (w < 0) {
-            const int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw Error("cannot write '" + path + "': " + std::strerror(err));
-        }
-        p += w, left -= size_t(w);
-    }
-    ::fsync(fd);
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        throw Error("cannot write '" + path + "': " + std::strerror(err));
-    }
-}
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-    write_file_atomic(path, text.data(), text.size());
+    const float* p = reinterpret_cast<const float*>(raw(*e));
+    const size_t n = (e->end - e->begin) / sizeof(float);
+    for (size_t i = 0; i < n; i++)
+        if (!std::isfinite(p[i]))
+            throw Error(fmt::format("'{}': tensor '{}' holds a non-finite value ({}) at element {}; "
+                                    "the checkpoint is corrupt or the run diverged before it was saved",
+                                    path_, name, p[i], i));
+    return p;
 }
 
 }  // namespace attnlab

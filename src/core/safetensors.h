@@ -3,9 +3,14 @@
 // Writes are atomic (temporary file, then rename); reads validate everything.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/atomic_file.h"  // write_file_atomic, write_text_atomic
+#include "core/error.h"
 
 namespace attnlab {
 
@@ -35,27 +40,28 @@ class SafeTensorsFile {
 public:
     // Reads and validates the whole file; throws Error naming the file and the defect.
     explicit SafeTensorsFile(const std::string& path);
+    // Parses bytes already in memory; `name` stands for the file in errors.
+    SafeTensorsFile(const std::string& name, std::vector<uint8_t> bytes);
+    static constexpr size_t kMaxFileBytes = size_t(1) << 40;
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     std::string metadata_or(const std::string& key, const std::string& fallback) const;
     const std::vector<TensorEntry>& tensors() const { return entries_; }
     const TensorEntry* find(const std::string& name) const;
-    // Tensor data; checks dtype and (if given) shape, naming the tensor on mismatch.
+    // Tensor data; checks dtype, shape and that every value is finite, naming the tensor.
     const float* f32(const std::string& name, const std::vector<int64_t>& shape) const;
     const void* raw(const TensorEntry& e) const { return data_.data() + data_start_ + e.begin; }
     const std::string& path() const { return path_; }
 
 private:
+    void parse();
+    static TensorEntry parse_entry(const std::string& name, const nlohmann::json& v,
+                                   const std::function<Error(const std::string&)>& bad);
     std::string path_;
     std::vector<uint8_t> data_;
     size_t data_start_ = 0;
     std::vector<TensorEntry> entries_;
     std::map<std::string, std::string> metadata_;
 };
-
-// Writes bytes to path through a temporary file in the same folder and a rename,
-// so an earlier file of that name survives any failure intact.
-void write_file_atomic(const std::string& path, const void* data, size_t nbytes);
-void write_text_atomic(const std::string& path, const std::string& text);
 
 std::string shape_str(const std::vector<int64_t>& shape);
 

@@ -27,13 +27,17 @@ inline V exp_taylor6(V r) {
 }
 
 inline float fast_exp(float x) {
-    x = std::max(kExpMin, std::min(kExpMax, x));
+    // The clamp maps NaN to kExpMax (std::min returns its first argument when
+    // unordered), so the float-to-int conversion below never sees a NaN (that
+    // would be undefined); the NaN itself is passed through at the end.
+    const float xc = std::max(kExpMin, std::min(kExpMax, x));
     // round(x / ln2): the argument is in [-126, 128] here, so truncating the
     // shifted positive value is a floor (std::floor blocks vectorisation).
-    const float n = float(int(x * kLog2e + 128.5f)) - 128.0f;
-    const float r = (x - n * kLn2Hi) - n * kLn2Lo;
+    const float n = float(int(xc * kLog2e + 128.5f)) - 128.0f;
+    const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
     const int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
-    return exp_taylor6(r) * std::bit_cast<float>(bits);
+    const float y = exp_taylor6(r) * std::bit_cast<float>(bits);
+    return x == x ? y : x;
 }
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1); |u| > 9 is +-1 to float precision.

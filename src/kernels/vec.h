@@ -74,13 +74,16 @@ inline Vec16 lane_index(int j0) {
 }
 
 // fast_exp (fastmath.h) on every lane, the same steps: x = n ln2 + r, degree-6 polynomial.
+// vmin(x, max) puts NaN lanes at max, so the conversion to int never sees a NaN
+// (undefined behaviour); NaN lanes are passed through at the end, as in fast_exp.
 inline Vec16 fast_exp(Vec16 x) {
-    x = vmax(splat(kExpMin), vmin(splat(kExpMax), x));
-    const Vec16i ni = __builtin_convertvector(x * kLog2e + 128.5f, Vec16i) - 128;
+    const Vec16 xc = vmax(splat(kExpMin), vmin(x, splat(kExpMax)));
+    const Vec16i ni = __builtin_convertvector(xc * kLog2e + 128.5f, Vec16i) - 128;
     const Vec16 n = __builtin_convertvector(ni, Vec16);
-    const Vec16 r = (x - n * kLn2Hi) - n * kLn2Lo;
+    const Vec16 r = (xc - n * kLn2Hi) - n * kLn2Lo;
     const Vec16i bits = (ni + 127) << 23;  // 2^n
-    return exp_taylor6(r) * (Vec16)bits;
+    const Vec16 y = exp_taylor6(r) * (Vec16)bits;
+    return x == x ? y : x;
 }
 
 inline int round_up(int x, int m) {

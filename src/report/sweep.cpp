@@ -24,9 +24,14 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/file_lock.h"
+#include "core/parent_death.h"
+#include "core/read_file.h"
 #include "core/safetensors.h"
 #include "kernels/attention.h"
 #include "tasks/task.h"
+#include "train/checkpoint.h"
+#include "train/config_toml.h"
 #include "train/progress.h"
 #include "train/recipes.h"
 
@@ -83,6 +88,11 @@ void flatten_point(const toml::table& t, const std::string& prefix, const std::s
         } else if (auto sub = v.as_table()) {
             flatten_point(*sub, key + ".", where, out, label);
         } else {
+            try {
+                check_toml_type(key, v);
+            } catch (const Error& e) {
+                throw Error(where + ": " + e.what());
+            }
             out.emplace_back(key, value_text(v, where + " key '" + key + "'"));
         }
     }
@@ -187,6 +197,7 @@ SweepPlan plan_sweep(const std::string& grid_text, const std::string& origin, in
             for (auto& [key, value] : *table) {
                 const std::string name = sec + "." + std::string(key.str());
                 try {
+                    check_toml_type(name, value);
                     apply_setting(base, name, value_text(value, name));
                 } catch (const Error& e) {
                     throw Error(origin + ": [base." + sec + "] " + e.what());
@@ -236,6 +247,11 @@ SweepPlan plan_sweep(const std::string& grid_text, const std::string& origin, in
                         for (const auto& [key, value] : settings)
                             label += (label.empty() ? "" : " ") + value;
                 } else {
+                    try {
+                        check_toml_type(axis.name, *list->get(i));
+                    } catch (const Error& e) {
+                        throw Error(where + ": " + e.what());
+                    }
                     label = value_text(*list->get(i), where);
                     settings.emplace_back(axis.name, label);
                 }
@@ -308,11 +324,8 @@ SweepPlan plan_sweep(const std::string& grid_text, const std::string& origin, in
 }
 
 SweepPlan load_grid(const std::string& path, int threads) {
-    std::ifstream in(path);
-    if (!in) throw Error("cannot read grid file '" + path + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return plan_sweep(ss.str(), "'" + path + "'", threads);
+    const std::string text = read_regular_file(path, "grid file '" + path + "'", kMaxConfigBytes);
+    return plan_sweep(text, "'" + path + "'", threads);
 }
 
 std::optional<RunResult> read_run_result(const std::string& run_dir) {
@@ -443,8 +456,10 @@ pid_t spawn_train(const std::string& binary, const std::vector<std::string>& arg
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<std::string> env = child_environment();  // the child dies with this process
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, binary.c_str(), &fa, nullptr, argv.data(), environ);
+    const int rc = posix_spawn(&pid, binary.c_str(), &fa, nullptr, argv.data(),
+                               environment_pointers(env).data());
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) throw Error("cannot start '" + binary + "': " + std::strerror(rc));
     return pid;
@@ -478,6 +493,8 @@ SweepOutcome run_sweep(const SweepPlan& plan, const SweepOptions& opt) {
     fs::create_directories(opt.out_dir, ec);
     if (!fs::is_directory(opt.out_dir))
         throw Error("cannot create sweep folder '" + opt.out_dir + "'");
+    const FolderLock lock(opt.out_dir, "sweep folder");  // one sweep per folder
+    remove_stale_temps(opt.out_dir);
 
     // Classify every run before starting anything, so a stale folder stops the sweep at once.
     SweepOutcome out;
@@ -496,6 +513,10 @@ SweepOutcome run_sweep(const SweepPlan& plan, const SweepOptions& opt) {
         if (!fs::exists(dir + "/config.toml")) {
             pending.emplace_back(i, Mode::fresh);
             continue;
+        }
+        {  // a run of a killed sweep dies with it: wait for it, then finish its last checkpoint
+            const FolderLock run_lock(dir, "run folder", 10.0);
+            recover_run_folder(dir);
         }
         if (auto diff = config_difference(dir, plan.runs[i].cfg)) {
             stale.push_back("'" + dir + "': " + *diff);

@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "core/read_file.h"
+#include "train/config_toml.h"
 
 namespace attnlab {
 
@@ -312,6 +314,34 @@ static std::string node_text(const toml::node& n) {
     return "?";
 }
 
+void check_toml_type(const std::string& key, const toml::node& value) {
+    // `layers = "2"` is refused like `arch = 2`: a string is not a number.
+    static const std::map<std::string, toml::node_type> expected = [] {
+        std::map<std::string, toml::node_type> m;
+        for (const auto& k : config_keys())
+            m[k.name] = toml::parse("x = " + k.get(RunConfig{}))["x"].node()->type();
+        return m;
+    }();
+    const auto it = expected.find(key);
+    if (it == expected.end()) return;  // unknown keys are reported by apply_setting
+    const toml::node_type want = it->second, got = value.type();
+    const bool ok = got == want || (want == toml::node_type::floating_point && got == toml::node_type::integer) ||
+                    (want == toml::node_type::array && got == toml::node_type::string);
+    if (ok) return;
+    auto name = [](toml::node_type t) {
+        switch (t) {
+            case toml::node_type::string: return "a string";
+            case toml::node_type::integer: return "an integer";
+            case toml::node_type::floating_point: return "a number";
+            case toml::node_type::boolean: return "true or false";
+            case toml::node_type::array: return "a list";
+            case toml::node_type::table: return "a table";
+            default: return "a date or time";
+        }
+    };
+    throw Error(key + " must be " + name(want) + " (without quotes for numbers), not " + name(got));
+}
+
 void apply_toml(RunConfig& cfg, const std::string& text, const std::string& origin) {
     toml::table doc;
     try {
@@ -330,6 +360,7 @@ void apply_toml(RunConfig& cfg, const std::string& text, const std::string& orig
         for (auto& [key, value] : *table) {
             const std::string name = sec + "." + std::string(key.str());
             try {
+                check_toml_type(name, value);
                 apply_setting(cfg, name, node_text(value));
             } catch (const Error& e) {
                 throw Error(origin + ": " + e.what());
@@ -339,11 +370,8 @@ void apply_toml(RunConfig& cfg, const std::string& text, const std::string& orig
 }
 
 void apply_toml_file(RunConfig& cfg, const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw Error("cannot read config file '" + path + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    apply_toml(cfg, ss.str(), "'" + path + "'");
+    const std::string text = read_regular_file(path, "config file '" + path + "'", kMaxConfigBytes);
+    apply_toml(cfg, text, "'" + path + "'");
 }
 
 void resolve(RunConfig& cfg, int task_vocab) {

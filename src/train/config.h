@@ -55,6 +55,7 @@ void apply_setting(RunConfig& cfg, const std::string& key, const std::string& va
 // Reads a TOML document (file contents) into cfg; `origin` names it in errors.
 void apply_toml(RunConfig& cfg, const std::string& toml_text, const std::string& origin);
 void apply_toml_file(RunConfig& cfg, const std::string& path);
+inline constexpr size_t kMaxConfigBytes = size_t(1) << 20;  // configs and grids: 1 MiB at most
 
 // Fills the derived fields (model.context, model.attention, model.vocab from the
 // task) and validates everything; throws Error on the first problem.

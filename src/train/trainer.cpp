@@ -11,12 +11,15 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "core/file_lock.h"
 #include "core/gemm.h"
 #include "core/safetensors.h"
+#include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
@@ -27,18 +30,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void prepare_out_dir(const std::string& dir, bool force) {
+void create_out_dir(const std::string& dir) {
     std::error_code ec;
     if (fs::exists(dir, ec)) {
         if (!fs::is_directory(dir, ec))
             throw Error("--out '" + dir + "' exists and is not a folder");
-        if (!fs::is_empty(dir, ec) && !force)
-            throw Error("output folder '" + dir +
-                        "' exists and is not empty; pass --force to overwrite its run files, "
-                        "--resume to continue it, or choose another --out");
     } else if (!fs::create_directories(dir, ec) || ec) {
         throw Error("cannot create output folder '" + dir + "': " + ec.message());
     }
+}
+
+// With the folder's lock held: refuses a non-empty folder without --force.
+void check_out_dir(const std::string& dir, bool force) {
+    std::error_code ec;
+    bool empty = true;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename() != FolderLock::kFileName) empty = false;
+    if (!empty && !force)
+        throw Error("output folder '" + dir +
+                    "' exists and is not empty; pass --force to overwrite its run files, "
+                    "--resume to continue it, or choose another --out");
     // Fail now, not after an hour of training, if the folder is not writable.
     const std::string probe = dir + "/.write-test";
     write_text_atomic(probe, "");
@@ -99,25 +110,7 @@ void build(Run& run, bool quiet) {
         fmt::print(stderr, "data parallel: {} MPI ranks x {} windows, {} threads each\n", run.dp.ranks(),
                    c.train.batch / run.dp.ranks(), get_threads());}
 
-void save_checkpoint(Run& run) {
-    const long step = run.opt->steps_done();
-    SafeTensorsWriter w;
-    for (const auto& p : run.model->table().entries()) {
-        w.add_f32("m." + p.name, p.shape, run.opt->m().data() + p.offset);
-        w.add_f32("v." + p.name, p.shape, run.opt->v().data() + p.offset);
-    }
-    w.set_metadata("format", "attnlab-1");
-    w.set_metadata("kind", "train-state");
-    w.set_metadata("step", std::to_string(step));
-    w.write(run.dir + "/optimizer.safetensors");
-    save_params(*run.model, run.dir + "/model.safetensors",
-                {{"config", to_toml(run.cfg)}, {"step", std::to_string(step)}});
-    std::string csv = run.header + "\n";
-    for (const auto& r : run.rows) csv += r + "\n";
-    write_text_atomic(run.dir + "/metrics.csv", csv);
-}
-
-void write_summary(Run& run, const TrainSummary& s) {
+std::string summary_json(const Run& run, const TrainSummary& s) {
     nlohmann::ordered_json j;
     j["eval_accuracy"] = s.eval.accuracy;
     j["eval_loss"] = s.eval.loss;
@@ -137,7 +130,21 @@ void write_summary(Run& run, const TrainSummary& s) {
     j["threads"] = get_threads();
     j["model"] = nlohmann::json::parse(to_json(run.cfg.model));
     j["config"] = to_toml(run.cfg);
-    write_text_atomic(run.dir + "/summary.json", j.dump(2) + "\n");
+    return j.dump(2) + "\n";
+}
+
+// One atomic checkpoint: weights, optimizer state, metrics and, for the final step, the summary.
+void save_checkpoint(Run& run, const TrainSummary* final_summary) {
+    const long step = run.opt->steps_done();
+    CheckpointWriter ck(run.dir);
+    save_optimizer_state(*run.model, *run.opt, ck.path("optimizer.safetensors"));
+    save_params(*run.model, ck.path("model.safetensors"),
+                {{"config", to_toml(run.cfg)}, {"step", std::to_string(step)}});
+    std::string csv = run.header + "\n";
+    for (const auto& r : run.rows) csv += r + "\n";
+    write_text_atomic(ck.path("metrics.csv"), csv);
+    if (final_summary) write_text_atomic(ck.path("summary.json"), summary_json(run, *final_summary));
+    ck.commit();
 }
 
 TrainSummary train_loop(Run& run, const TrainOptions& opt) {
@@ -159,6 +166,17 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
     double loss_sum = 0, last_loss = 0;
     long correct = 0, counted = 0, row_steps = 0, tokens = 0, all_tokens = 0;
     Optimizer::StepInfo info;
+    auto summary_now = [&] {
+        TrainSummary s;
+        s.steps = run.opt->steps_done();
+        s.final_loss = last_loss;
+        s.params = model.table().count();
+        const double session = std::chrono::duration<double>(clock::now() - t_start).count();
+        s.wall_s = run.elapsed_before + session;
+        s.tokens_per_s = session > 0 ? double(all_tokens) / session : 0;
+        if (run.have_eval) s.eval = run.last_eval;
+        return s;
+    };
     for (long step = start; step < end;) {
         data.fill(*run.task, data_seed, dp.first_window(step, tc.batch));
         model.zero_grad();
@@ -214,19 +232,15 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
         t_row = clock::now();
         if (ckpt_due) {
             dp.check_same_params(model);
-            if (dp.is_root()) save_checkpoint(run);
+            if (dp.is_root()) {
+                const TrainSummary s = summary_now();
+                save_checkpoint(run, step == tc.steps ? &s : nullptr);
+            }
         }
     }
     progress.finish();
-    TrainSummary s;
-    s.steps = run.opt->steps_done();
-    s.final_loss = last_loss;
-    s.params = model.table().count();
+    const TrainSummary s = summary_now();
     const double session = std::chrono::duration<double>(clock::now() - t_start).count();
-    s.wall_s = run.elapsed_before + session;
-    s.tokens_per_s = session > 0 ? double(all_tokens) / session : 0;
-    if (run.have_eval) s.eval = run.last_eval;
-    if (s.steps == tc.steps && dp.is_root()) write_summary(run, s);
     if (!quiet && dp.ranks() > 1 && session > 0)
         fmt::print(stderr, "gradient allreduce: {:.2f} MB, {:.2f} ms per step, {:.1f}% of the time\n",
                    4e-6 * double(model.grads().size()),
@@ -242,21 +256,83 @@ TrainSummary train_new(RunConfig cfg, const TrainOptions& opt) {
     run.dir = opt.out_dir;
     run.cfg = std::move(cfg);
     build(run, opt.quiet);  // validates everything before touching the folder
+    std::optional<FolderLock> lock;  // held until the run ends
     if (run.dp.is_root()) {  // the other MPI ranks never write the folder
-        prepare_out_dir(run.dir, opt.force);
+        create_out_dir(run.dir);
+        lock.emplace(run.dir, "run folder");
+        check_out_dir(run.dir, opt.force);
         std::error_code ec;
-        for (const char* f : {"summary.json", "metrics.csv", "model.safetensors", "optimizer.safetensors"})
-            fs::remove(run.dir + "/" + f, ec);
+        fs::remove(run.dir + "/config.toml", ec);  // not a run folder until the new config is in
+        clear_checkpoint(run.dir);
         write_text_atomic(run.dir + "/config.toml", to_toml(run.cfg));
     }
     run.model->init_params(run.cfg.train.seed);
     return train_loop(run, opt);
 }
 
+namespace {
+
+// Field `i` of a CSV row (negative: from the end), parsed as a number.
+double csv_number(const std::string& row, int i) {
+    std::vector<std::string> f;
+    std::stringstream ss(row);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    const size_t k = i >= 0 ? size_t(i) : f.size() - size_t(-i);
+    return k < f.size() && !f[k].empty() ? std::stod(f[k]) : 0.0;
+}
+
+// A run whose final checkpoint is in place but whose summary.json is missing (written by
+// an older version, or removed): the summary is rebuilt from the checkpoint and metrics.
+void complete_summary(Run& run) {
+    TrainSummary s;
+    s.steps = run.opt->steps_done();
+    s.params = run.model->table().count();
+    s.eval = run.eval->evaluate(*run.model);
+    if (!run.rows.empty()) {
+        s.final_loss = csv_number(run.rows.back(), 1);
+        s.tokens_per_s = csv_number(run.rows.back(), -2);
+    }
+    s.wall_s = run.elapsed_before;
+    write_text_atomic(run.dir + "/summary.json", summary_json(run, s));
+}
+
+// Loads the run folder's checkpoint into `run` (built), or starts at step 0 when the
+// run was stopped before its first checkpoint.
+void load_checkpoint(Run& run, bool quiet) {
+    const std::string model_path = run.dir + "/model.safetensors";
+    const std::string opt_path = run.dir + "/optimizer.safetensors";
+    const bool has_model = fs::exists(model_path), has_opt = fs::exists(opt_path);
+    if (!has_model && !has_opt) {
+        if (!quiet) fmt::print(stderr, "'{}' has no checkpoint yet; starting at step 0\n", run.dir);
+        run.model->init_params(run.cfg.train.seed);
+        return;
+    }
+    if (!has_model || !has_opt)
+        throw Error("'" + run.dir + "' holds " + (has_model ? "model" : "optimizer") +
+                    ".safetensors but not " + (has_model ? "optimizer" : "model") +
+                    ".safetensors; the run folder is inconsistent");
+    load_params(*run.model, model_path);
+    const long step = checkpoint_step(model_path);
+    load_optimizer_state(*run.model, *run.opt, opt_path, step);
+    MetricsRows m = read_metrics(run.dir + "/metrics.csv", step);
+    run.rows = std::move(m.rows);
+    run.elapsed_before = m.elapsed_s;
+}
+
+}  // namespace
+
 TrainSummary train_resume(const std::string& dir, const std::vector<std::string>& settings,
                           const TrainOptions& opt) {
     Run run;
     run.dir = dir;
+    if (!fs::is_directory(dir) || !fs::exists(dir + "/config.toml"))
+        throw Error("'" + dir + "' is not a run folder (no config.toml)");
+    std::optional<FolderLock> lock;  // held until the run ends
+    if (run.dp.is_root()) {          // the writer finishes a checkpoint a kill interrupted
+        lock.emplace(dir, "run folder");
+        recover_run_folder(dir);
+    }
+    if (run.dp.ranks() > 1) Comm::world().barrier();  // the other ranks read it after that
     apply_toml_file(run.cfg, dir + "/config.toml");
     const RunConfig before = run.cfg;
     for (const auto& s : settings) apply_setting(run.cfg, s);
@@ -270,39 +346,24 @@ TrainSummary train_resume(const std::string& dir, const std::vector<std::string>
                         "data or optimizer history); keys that may change: train.steps, "
                         "train.eval_every, train.log_every, train.checkpoint_every, train.threads");
     build(run, opt.quiet);
-    const std::string model_path = dir + "/model.safetensors", opt_path = dir + "/optimizer.safetensors";
-    load_params(*run.model, model_path);
-    SafeTensorsFile state(opt_path);
-    SafeTensorsFile params_file(model_path);
-    const std::string step = state.metadata_or("step", "");
-    if (step.empty() || step != params_file.metadata_or("step", "?"))
-        throw Error("'" + dir + "' holds a model and an optimizer state of different steps (" +
-                    params_file.metadata_or("step", "?") + " vs " + step +
-                    "); the run folder is inconsistent");
-    for (const auto& p : run.model->table().entries()) {
-        const float* m = state.f32("m." + p.name, p.shape);
-        const float* v = state.f32("v." + p.name, p.shape);
-        std::copy(m, m + p.size, run.opt->m().data() + p.offset);
-        std::copy(v, v + p.size, run.opt->v().data() + p.offset);
+    load_checkpoint(run, opt.quiet);
+    const long done = run.opt->steps_done();
+    if (done >= run.cfg.train.steps) {  // nothing to train; a resume after a late kill ends here
+        if (run.dp.is_root() && !fs::exists(dir + "/summary.json")) complete_summary(run);
+        if (run.dp.is_root())
+            fmt::print(stderr, "run '{}' is already complete ({} steps); to continue it, raise "
+                       "train.steps with --set\n", dir, done);
+        TrainSummary s;
+        s.steps = done;
+        return s;
     }
-    run.opt->set_steps_done(std::stol(step));
-    // Keep the metrics rows up to the checkpoint.
-    std::ifstream in(dir + "/metrics.csv");
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-        if (line.empty()) continue;
-        if (std::stol(line.substr(0, line.find(','))) > run.opt->steps_done()) break;
-        run.rows.push_back(line);
-        const size_t last_comma = line.rfind(',');
-        run.elapsed_before = std::stod(line.substr(last_comma + 1));
+    if (run.dp.is_root()) {
+        std::error_code ec;
+        fs::remove(dir + "/summary.json", ec);  // of an earlier, shorter run; stale now
+        write_text_atomic(dir + "/config.toml", to_toml(run.cfg));
     }
-    if (run.dp.is_root()) write_text_atomic(dir + "/config.toml", to_toml(run.cfg));
     if (!opt.quiet && run.dp.is_root())
-        fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, run.opt->steps_done(), run.cfg.train.steps);
-    if (run.opt->steps_done() >= run.cfg.train.steps)
-        throw Error("run '" + dir + "' is already complete (" + step +
-                    " steps); raise train.steps with --set to continue it");
+        fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, done, run.cfg.train.steps);
     return train_loop(run, opt);
 }
 

@@ -28,7 +28,8 @@ struct TrainSummary {
 
 // Starts a new run in opt.out_dir.
 TrainSummary train_new(RunConfig cfg, const TrainOptions& opt);
-// Continues the run in dir from its last checkpoint (train.steps may be raised by `settings`).
+// Continues the run in dir from its last checkpoint (train.steps may be raised by `settings`);
+// a complete run is left as it is (its summary.json written if missing).
 TrainSummary train_resume(const std::string& dir, const std::vector<std::string>& settings,
                           const TrainOptions& opt);
 
