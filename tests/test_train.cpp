@@ -144,7 +144,7 @@ TEST(Train, DivergenceIsReportedAndCheckpointKept) {
     opt.out_dir = fresh_dir("nan");
     opt.stop_after = 10;
     train_new(small_run(20), opt);
-    // Poison the checkpoint: a NaN weight makes the next loss NaN.
+    // Poison the checkpoint: a huge (finite) weight makes the next loss non-finite.
     const std::string path = opt.out_dir + "/model.safetensors";
     std::vector<uint8_t> bytes = read_bytes(path);
     SafeTensorsFile f(path);
@@ -155,8 +155,8 @@ TEST(Train, DivergenceIsReportedAndCheckpointKept) {
         for (const auto& t : f.tensors()) n = std::max(n, t.end);
         return n;
     }();
-    const float nan = NAN;
-    std::memcpy(bytes.data() + data_start + e->begin, &nan, 4);
+    const float huge = 3e38f;
+    std::memcpy(bytes.data() + data_start + e->begin, &huge, 4);
     std::ofstream(path, std::ios::binary | std::ios::trunc)
         .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
     opt.stop_after.reset();
@@ -164,6 +164,17 @@ TEST(Train, DivergenceIsReportedAndCheckpointKept) {
     EXPECT_NE(msg.find("diverged"), std::string::npos) << msg;
     EXPECT_NE(msg.find("train.lr"), std::string::npos) << msg;
     EXPECT_EQ(read_bytes(path), bytes);  // the checkpoint was not overwritten
+
+    // A NaN or infinity in a checkpoint is refused when it is read, naming file and tensor.
+    for (const float bad : {NAN, INFINITY}) {
+        std::memcpy(bytes.data() + data_start + e->begin + 4, &bad, 4);
+        std::ofstream(path, std::ios::binary | std::ios::trunc)
+            .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+        const std::string err = error_of([&] { train_resume(opt.out_dir, {}, opt); });
+        EXPECT_NE(err.find("'head.weight' holds a non-finite value"), std::string::npos) << err;
+        EXPECT_NE(err.find(path), std::string::npos) << err;
+        EXPECT_NE(error_of([&] { load_run(opt.out_dir); }).find("non-finite"), std::string::npos);
+    }
 }
 
 TEST(Train, CorruptOrMismatchedCheckpointIsRejected) {
