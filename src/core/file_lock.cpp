@@ -31,10 +31,10 @@ std::optional<pid_t> read_pid(int fd) {
 }
 
 // Takes the lock on an open lock file, waiting up to wait_s; false when it stays held.
-bool take(int fd, double wait_s) {
+bool take(int fd, double wait_s, LockMode mode) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
     for (;;) {
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+        if (::flock(fd, (mode == LockMode::shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) return true;
         if (errno == EINTR) continue;
         if (errno != EWOULDBLOCK) throw Error(std::string("flock failed: ") + std::strerror(errno));
         if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -52,11 +52,12 @@ int open_lock_file(const std::string& dir, const std::string& what) {
 
 }  // namespace
 
-FolderLock::FolderLock(const std::string& dir, const std::string& what, double wait_s) {
+FolderLock::FolderLock(const std::string& dir, const std::string& what, double wait_s,
+                       LockMode mode) {
     fd_ = open_lock_file(dir, what);
     bool ok = false;
     try {
-        ok = take(fd_, wait_s);
+        ok = take(fd_, wait_s, mode);
     } catch (const Error& e) {
         ::close(fd_);
         throw Error("cannot lock " + what + " '" + dir + "': " + e.what());

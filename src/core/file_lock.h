@@ -8,12 +8,17 @@
 
 namespace attnlab {
 
+// exclusive: one writer. shared: several cooperating processes (the array tasks of one
+// Slurm sweep, each training its own runs) that exclude an exclusive holder.
+enum class LockMode { exclusive, shared };
+
 class FolderLock {
 public:
     // Takes the lock on `dir` (which must exist), waiting up to wait_s seconds for a
     // holder to let go. Throws Error naming `what` ("run folder", "sweep folder"), the
     // folder and the holder's pid when another process holds it.
-    FolderLock(const std::string& dir, const std::string& what, double wait_s = 0);
+    FolderLock(const std::string& dir, const std::string& what, double wait_s = 0,
+               LockMode mode = LockMode::exclusive);
     ~FolderLock();
     FolderLock(const FolderLock&) = delete;
     FolderLock& operator=(const FolderLock&) = delete;

@@ -14,7 +14,8 @@
 namespace attnlab {
 
 MappedFile::MappedFile(const std::string& path, const std::string& what) : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // Non-blocking: opening a FIFO would otherwise wait for a writer (fstat refuses it below).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         const int err = errno;
         throw Error(what + ": cannot open the file: " + std::strerror(err));

@@ -493,8 +493,10 @@ SweepOutcome run_sweep(const SweepPlan& plan, const SweepOptions& opt) {
     fs::create_directories(opt.out_dir, ec);
     if (!fs::is_directory(opt.out_dir))
         throw Error("cannot create sweep folder '" + opt.out_dir + "'");
-    const FolderLock lock(opt.out_dir, "sweep folder");  // one sweep per folder
-    remove_stale_temps(opt.out_dir);
+    // One sweep per folder; the array tasks of a Slurm sweep (opt.only) share it.
+    const FolderLock lock(opt.out_dir, "sweep folder", 0,
+                          opt.only.empty() ? LockMode::exclusive : LockMode::shared);
+    if (opt.only.empty()) remove_stale_temps(opt.out_dir);
 
     // Classify every run before starting anything, so a stale folder stops the sweep at once.
     SweepOutcome out;

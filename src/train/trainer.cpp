@@ -278,7 +278,12 @@ double csv_number(const std::string& row, int i) {
     std::stringstream ss(row);
     for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
     const size_t k = i >= 0 ? size_t(i) : f.size() - size_t(-i);
-    return k < f.size() && !f[k].empty() ? std::stod(f[k]) : 0.0;
+    if (k >= f.size() || f[k].empty()) return 0.0;
+    char* end = nullptr;
+    const double x = std::strtod(f[k].c_str(), &end);
+    if (end != f[k].c_str() + f[k].size() || !std::isfinite(x))
+        throw Error("metrics.csv: '" + f[k].substr(0, 40) + "' in the row of the last checkpoint is not a number");
+    return x;
 }
 
 // A run whose final checkpoint is in place but whose summary.json is missing (written by

@@ -304,3 +304,37 @@ def test_sweep_sigkill_leaves_no_orphan(tmp_path):
         _, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 2 and "interrupted" in err, err
     assert not alive(child)
+
+
+def test_hostile_command_lines_exit_2_with_one_error_line(tmp_path, reference):
+    _, run = reference
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    corrupt = tmp_path / "corrupt"
+    subprocess.run(["cp", "-a", str(run), str(corrupt)], check=True)
+    metrics = corrupt / "metrics.csv"
+    lines = metrics.read_text().splitlines()
+    lines[1] = "1e999" + lines[1][lines[1].index(","):]
+    metrics.write_text("\n".join(lines) + "\n")
+    cases = [
+        (["train", "--bogus"], "--bogus"),
+        (["train", "--stop-after", "many"], "many"),
+        (["eval", "--run", run, "--windows", "0"], "--windows = 0 is out of range"),
+        (["eval", "--run", run, "--windows", "-1"], "--windows = -1 is out of range"),
+        (["eval", "--run", run, "--windows", "2147483647"], "--windows = 2147483647 is out of range"),
+        (["eval", "--run", "x" * 5000], "error:"),
+        (["train", "--config", "/dev/zero", "--out", tmp_path / "z"], "not a regular file"),
+        (["train", "--config", fifo, "--out", tmp_path / "f"], "not a regular file"),
+        (["sweep", "--grid", "/dev/zero", "--out", tmp_path / "s"], "not a regular file"),
+        (["train", "--recipe", "ladder-quick", "--set", "task.name=text", "--set",
+          f"task.path={fifo}", "--out", tmp_path / "t"], "not a regular file"),
+        (["task", "sample", "--windows", "100000", "--context", "8192"], "at most 10000000 tokens"),
+        (["train", "--resume", corrupt, "--set", "train.steps=20"], "metrics.csv' line 2: the step"),
+    ]
+    for args, expect in cases:
+        r = attnlab(*args, timeout=30)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert r.stderr.startswith("error: ") or "Run with --help" in r.stderr, (args, r.stderr)
+        assert expect in r.stderr, (args, r.stderr)
+    r = attnlab("train", "--help")
+    assert r.returncode == 0 and "--resume" in r.stdout
