@@ -148,7 +148,7 @@ def test_checkpoint_scores_the_same_on_independent_windows(tmp_path):
     engine's accuracy on the engine's evaluation windows (exactly), and the same accuracy,
     within sampling error, on windows drawn by the Python generator written from the spec."""
     from attnlab_ref import load_model
-    run, T, n, eval_windows = tmp_path / "run", 32, 8, 1000
+    run, T, n, eval_windows = tmp_path / "run", 32, 8, 3000
     proc = subprocess.run(
         [str(binary()), "train", "--recipe", "iarc-quick", "--out", str(run),
          "--set", "task.variant=modifier", "--set", f"task.n={n}", "--set", "model.dim=32",
@@ -173,10 +173,18 @@ def test_checkpoint_scores_the_same_on_independent_windows(tmp_path):
     # float64 against float32: a near-tie may flip, nothing more.
     assert abs(same - engine) * counted.sum() <= 3, (same, engine)
 
-    # Windows from the independent Python generator: the same accuracy within sampling
-    # error (about 0.3 points standard error for the difference overall).
-    tokens, counted, labels = sample_windows(3000, T, seed=11, n=n)
-    independent = _accuracy(model, tokens, counted, labels)
+    # Windows from the independent Python generator: the same share of counted targets
+    # per label, and the same accuracy within sampling error (errors cluster within a
+    # segment, so the standard error of a difference is about 0.4 points overall and
+    # 1 point per label; measured: 0.5 overall, 0.4..3 per label with 1000 engine windows).
+    py_tokens, py_counted, py_labels = sample_windows(4000, T, seed=11, n=n)
+    engine_labels = np.array([r["labels"] for r in rows], dtype=object)
+    py_lab = np.array(py_labels, dtype=object)
+    for name in "IARC":
+        share = (counted & (engine_labels == name)).mean()
+        py_share = (py_counted & (py_lab == name)).mean()
+        assert abs(share - py_share) < 0.01, (name, share, py_share)
+    independent = _accuracy(model, py_tokens, py_counted, py_labels)
     assert abs(independent["all"] - engine) < 0.015, (independent, engine)
     for name in "IARC":
         want = summary["eval_per_task"][name]["accuracy"]
