@@ -8,7 +8,8 @@ PYTHON := /usr/bin/python3
 PACKAGES := g++ make cmake pkg-config libopenblas-openmp-dev libcli11-dev libtomlplusplus-dev \
             nlohmann-json3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
             python3 python3-torch python3-numpy python3-pytest bible-kjv \
-            openmpi-bin libopenmpi-dev slurm-wlm munge
+            openmpi-bin libopenmpi-dev slurm-wlm munge \
+            zlib1g-dev libpng-dev dataset-fashion-mnist
 
 all: build
 
