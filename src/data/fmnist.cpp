@@ -89,20 +89,40 @@ ImageSet read_idx_pair(const std::string& images_path, const std::string& labels
     return s;
 }
 
+namespace {
+
+std::string split_file(const std::string& dir, Split split, const char* what) {
+    const std::string p = dir + "/" + (split == Split::train ? "train" : "t10k") + "-" + what +
+                          "-idx" + (std::string(what) == "images" ? "3" : "1") + "-ubyte.gz";
+    if (!std::filesystem::exists(p))
+        throw Error("Fashion-MNIST file '" + p + "' is missing: install the Debian package "
+                    "dataset-fashion-mnist (`make deps` as root), or point task.images at a "
+                    "folder holding the four IDX files");
+    return p;
+}
+
+}  // namespace
+
 ImageSet load_fashion_mnist(const std::string& dir, Split split) {
-    const std::string prefix = dir + "/" + (split == Split::train ? "train" : "t10k");
-    const std::string images = prefix + "-images-idx3-ubyte.gz";
-    const std::string labels = prefix + "-labels-idx1-ubyte.gz";
-    for (const auto& p : {images, labels})
-        if (!std::filesystem::exists(p))
-            throw Error("Fashion-MNIST file '" + p + "' is missing: install the Debian package "
-                        "dataset-fashion-mnist (`make deps` as root), or point task.path at a "
-                        "folder holding the four IDX files");
-    ImageSet s = read_idx_pair(images, labels, 10);
-    if (s.rows != 28 || s.cols != 28)
+    const std::string images = split_file(dir, split, "images");
+    ImageSet s = read_idx_pair(images, split_file(dir, split, "labels"), 10);
+    if (s.rows != s.cols)
         throw Error("'" + images + "' holds " + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
-                    " images; Fashion-MNIST's are 28x28");
+                    " images; square images are expected (Fashion-MNIST's are 28x28)");
     return s;
+}
+
+int fashion_mnist_image_side(const std::string& dir) {
+    const std::string path = split_file(dir, Split::train, "images");
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (!f) throw Error("cannot open '" + path + "'");
+    std::vector<uint8_t> head(16);
+    const int got = gzread(f, head.data(), 16);
+    gzclose(f);
+    if (got != 16) throw Error("'" + path + "' is too short for an IDX image header");
+    if (be32(head, 0) != kImageMagic || be32(head, 8) != be32(head, 12))
+        throw Error("'" + path + "' is not an IDX file of square images");
+    return int(be32(head, 8));
 }
 
 }  // namespace attnlab

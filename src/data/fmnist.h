@@ -37,4 +37,7 @@ enum class Split { train, test };
 // how to install the Debian package.
 ImageSet load_fashion_mnist(const std::string& dir, Split split);
 
+// The side of the (square) training images in `dir`, from the IDX header alone.
+int fashion_mnist_image_side(const std::string& dir);
+
 }  // namespace attnlab
