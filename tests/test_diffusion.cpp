@@ -197,7 +197,7 @@ void write_idx_gz(const fs::path& p, uint32_t magic, std::vector<uint32_t> dims,
 void write_tiny_fmnist(const fs::path& dir) {
     fs::create_directories(dir);
     for (auto [prefix, n] : {std::pair<const char*, int>{"train", 40}, {"t10k", 20}}) {
-        std::vector<uint8_t> px(size_t(n) * 64), labels(size_t(n));
+        std::vector<uint8_t> px(size_t(n) * 64), labels(static_cast<size_t>(n));
         Rng rng(n);
         for (int i = 0; i < n; i++) {
             labels[size_t(i)] = uint8_t(i % 10);

@@ -78,7 +78,8 @@ struct UViT::Impl {
     float *d_resid, *d_n, *d_qkv, *d_att, *d_fca, *d_cat, *d_out, *d_pe, *d_xf;
     std::vector<float*> d_skip;
 
-    AttentionShape shape(int B) const { return AttentionShape{B, T, C, H}; }
+    // Bidirectional: every token sees every token (images have no order).
+    AttentionShape shape(int B) const { return AttentionShape{B, T, C, H, /*causal=*/false}; }
     size_t att_size(int max_batch) const { return size_t(max_batch) * H * T * T; }
 };
 
