@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/png.h"
 #include "data/fmnist.h"
+#include "diffusion/classifier.h"
 #include "diffusion/run.h"
 #include "diffusion/sampler.h"
 
@@ -62,6 +63,22 @@ void add_sample_commands(CLI::App& app) {
     s->add_option("--seed", a->seed, "seed of the starting noise (default 1)");
     s->add_option("--out", a->out, "PNG file to write")->required();
     s->callback([a] { run_sample(*a); });
+
+    // The FID's feature network: trains it when its file is missing, states its accuracy.
+    auto c = std::make_shared<std::pair<std::string, std::string>>(DiffusionConfig{}.classifier,
+                                                                   TaskConfig{}.images);
+    auto* fc = app.add_subcommand("fid-classifier",
+                                  "train (once) or show the Fashion-MNIST classifier behind the FID");
+    fc->add_option("--path", c->first, "its file (default: the diffusion.classifier default)");
+    fc->add_option("--images", c->second, "folder of the Fashion-MNIST IDX files");
+    fc->callback([c] {
+        const ImageSet probe = load_fashion_mnist(c->second, Split::test);
+        FeatureNet net(probe.pixels_per_image(), 10, 256);
+        const ClassifierInfo info = load_or_train_classifier(net, c->first, c->second, false);
+        fmt::print("{}: MLP {} -> {} -> {} -> 10 (features: the {} after GELU), {} epochs, seed {}; "
+                   "test accuracy {:.2f}%\n", c->first, net.pixels(), FeatureNet::kHidden1,
+                   FeatureNet::kHidden2, FeatureNet::kHidden2, info.epochs, info.seed, 100 * info.test_accuracy);
+    });
 }
 
 }  // namespace attnlab
