@@ -17,6 +17,7 @@
 #include "diffusion/sampler.h"
 #include "diffusion/schedule.h"
 #include "model/uvit.h"
+#include "report/diffusion_report.h"
 #include "report/fid.h"
 
 using namespace attnlab;
@@ -257,6 +258,11 @@ TEST(DiffusionRun, TrainsEvaluatesAndResumesExactly) {
     ASSERT_EQ(a.model->params().size(), b.model->params().size());
     for (size_t i = 0; i < a.model->params().size(); i++) ASSERT_EQ(a.model->params()[i], b.model->params()[i]) << i;
     EXPECT_EQ(file_bytes(root / "full" / "samples.png"), file_bytes(root / "split" / "samples.png"));
+    // The sweep report's section: a row per finished diffusion run, its grid embedded.
+    const DiffusionSection sec = diffusion_section(root.string(), {{"full", "seed 1"}, {"absent", "x"}});
+    EXPECT_NE(sec.markdown.find("| full | seed 1 |"), std::string::npos) << sec.markdown;
+    EXPECT_EQ(sec.markdown.find("absent"), std::string::npos);
+    EXPECT_NE(sec.html.find("data:image/png;base64,iVBORw0KGgo"), std::string::npos);  // the PNG signature
     // A token task with the uvit, or the image task with a transformer, is refused by name.
     RunConfig wrong = tiny_run(root / "data");
     apply_setting(wrong, "task.name=iarc");
