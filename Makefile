@@ -8,7 +8,8 @@ PYTHON := /usr/bin/python3
 PACKAGES := g++ make cmake pkg-config libopenblas-openmp-dev libcli11-dev libtomlplusplus-dev \
             nlohmann-json3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
             python3 python3-torch python3-numpy python3-pytest bible-kjv \
-            openmpi-bin libopenmpi-dev slurm-wlm munge
+            openmpi-bin libopenmpi-dev slurm-wlm munge \
+            zlib1g-dev libpng-dev dataset-fashion-mnist
 
 all: build
 
@@ -67,7 +68,7 @@ microbench: build
 # Experiments (RESULTS.md): `make exp-NAME` sweeps experiments/NAME.toml into
 # runs/exp-NAME, one run per core (run it again to resume), then writes
 # runs/exp-NAME/report.html, report.md and accuracy.svg.
-EXPERIMENTS := ladder ladder-long multitask iarc iarc-quick cog cog-text iarc-paper iarc-paper-difficulty
+EXPERIMENTS := ladder ladder-long multitask iarc iarc-quick cog cog-text iarc-paper iarc-paper-difficulty cog-diffusion
 .PHONY: $(addprefix exp-,$(EXPERIMENTS))
 $(addprefix exp-,$(EXPERIMENTS)): exp-%: build
 	$(BUILD)/attnlab sweep --grid experiments/$*.toml --out runs/exp-$* --jobs $(JOBS)

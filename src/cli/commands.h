@@ -14,5 +14,6 @@ void add_report_commands(CLI::App& app);  // sweep, report, attention
 void add_sweep_command(CLI::App& app);    // sweep (local, Slurm, MPI), sweep --status
 void add_generate_commands(CLI::App& app);  // generate
 void add_bench_commands(CLI::App& app);  // bench
+void add_sample_commands(CLI::App& app);  // sample (diffusion runs)
 
 }  // namespace attnlab

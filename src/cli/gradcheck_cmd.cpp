@@ -43,7 +43,8 @@ int run_gradcheck(const std::string& map_filter, bool kernels_only) {
 
 }  // namespace
 
-void cmd_golden(const std::string& out_dir);  // golden.cpp
+void cmd_golden(const std::string& out_dir);       // golden.cpp
+void cmd_golden_uvit(const std::string& out_dir);  // golden_uvit.cpp
 
 void add_check_commands(CLI::App& app) {
     struct Args {
@@ -60,6 +61,10 @@ void add_check_commands(CLI::App& app) {
     auto* golden = app.add_subcommand("golden", "write the cases for the PyTorch golden test");
     golden->add_option("--out", a->golden_out, "folder")->required();
     golden->callback([a] { cmd_golden(a->golden_out); });
+    auto* golden_uvit =
+        app.add_subcommand("golden-uvit", "write the U-ViT cases for the PyTorch golden test");
+    golden_uvit->add_option("--out", a->golden_out, "folder")->required();
+    golden_uvit->callback([a] { cmd_golden_uvit(a->golden_out); });
 }
 
 }  // namespace attnlab

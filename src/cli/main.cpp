@@ -24,6 +24,7 @@ int run(int argc, char** argv) {
     attnlab::add_report_commands(app);
     attnlab::add_generate_commands(app);
     attnlab::add_bench_commands(app);
+    attnlab::add_sample_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::RuntimeError& e) {

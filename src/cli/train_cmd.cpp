@@ -1,12 +1,14 @@
 // `attnlab train | eval | recipes | config`.
 #include <fmt/core.h>
 
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/comm.h"
 #include "core/error.h"
+#include "diffusion/run.h"
 #include "train/config.h"
 #include "train/recipes.h"
 #include "train/trainer.h"
@@ -40,10 +42,39 @@ struct TrainArgs {
     long stop_after = 0;
 };
 
+// A diffusion run (model.arch = "uvit"): its own loop and evaluation (diffusion/run.h).
+bool run_diffusion_train(const TrainArgs& a, const TrainOptions& opt) {
+    DiffusionSummary s;
+    std::string dir = opt.out_dir;
+    if (!a.resume_dir.empty()) {
+        RunConfig cfg;
+        if (!std::filesystem::exists(a.resume_dir + "/config.toml")) return false;
+        apply_toml_file(cfg, a.resume_dir + "/config.toml");
+        if (!is_diffusion(cfg)) return false;
+        dir = a.resume_dir;
+        TrainOptions o = opt;
+        o.out_dir = dir;
+        s = diffusion_train_resume(dir, a.settings, o);
+    } else {
+        RunConfig cfg = config_from(a.recipe, a.config_file, a.settings);
+        if (!is_diffusion(cfg)) return false;
+        TrainOptions o = opt;
+        o.out_dir = dir = !a.out_dir.empty() ? a.out_dir : !a.recipe.empty() ? "runs/" + a.recipe : "runs/run";
+        s = diffusion_train_new(cfg, o);
+    }
+    if (s.eval.samples > 0) fmt::print("{}", format_sample_eval(s.eval));
+    fmt::print("run folder: {}  ({} steps, {:.1f} s, {:.1f} images/s, eval loss {:.4f})\n", dir, s.steps,
+               s.wall_s, s.images_per_s, s.eval_loss);
+    return true;
+}
+
 void run_train(const TrainArgs& a) {
     TrainOptions opt;
     opt.force = a.force, opt.quiet = a.quiet;
     if (a.stop_after > 0) opt.stop_after = a.stop_after;
+    if (!a.resume_dir.empty() && (!a.recipe.empty() || !a.config_file.empty()))
+        throw Error("--resume takes its configuration from the run folder; drop --recipe/--config");
+    if (run_diffusion_train(a, opt)) return;
     TrainSummary s;
     if (!a.resume_dir.empty()) {
         if (!a.recipe.empty() || !a.config_file.empty())
@@ -87,6 +118,13 @@ void add_train_commands(CLI::App& app) {
                                      "evaluation windows (default: the run's train.eval_windows)");
     eval->add_flag("--json", e->json, "print JSON");
     eval->callback([e, windows] {
+        RunConfig probe;
+        if (std::filesystem::exists(e->run + "/config.toml")) apply_toml_file(probe, e->run + "/config.toml");
+        if (is_diffusion(probe)) {  // a U-ViT run: FID and sample accuracy of fresh samples
+            LoadedDiffusionRun run = load_diffusion_run(e->run, 0);
+            fmt::print("{}", format_sample_eval(evaluate_samples(*run.model, run.cfg, "", false)));
+            return;
+        }
         LoadedRun run = load_run(e->run);
         // Checked like the key it overrides (train.eval_windows).
         if (windows->count() > 0 && (e->windows < 1 || e->windows > 10000000))

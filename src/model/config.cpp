@@ -33,7 +33,8 @@ struct Names {
 const Names<Arch> kArch{{{Arch::transformer, "transformer"},
                          {Arch::cisformer, "cisformer"},
                          {Arch::lstm, "lstm"},
-                         {Arch::mlp, "mlp"}}};
+                         {Arch::mlp, "mlp"},
+                         {Arch::uvit, "uvit"}}};
 const Names<Activation> kAct{
     {{Activation::gelu, "gelu"}, {Activation::relu, "relu"}, {Activation::swiglu, "swiglu"}}};
 const Names<NormKind> kNorm{{{NormKind::layernorm, "layernorm"}, {NormKind::rmsnorm, "rmsnorm"}}};
@@ -113,7 +114,27 @@ void validate(const ModelConfig& c) {
     check_range("train.context", c.context, 1, 8192);
     check_range("model.dim", c.dim, 1, 8192);
     check_range("model.layers", c.layers, 1, 256);
-    const bool attn = c.arch == Arch::transformer || c.arch == Arch::cisformer;
+    const bool attn =
+        c.arch == Arch::transformer || c.arch == Arch::cisformer || c.arch == Arch::uvit;
+    if (c.arch == Arch::uvit) {
+        if (c.layers < 3 || c.layers % 2 == 0)
+            throw Error("model.layers = " + std::to_string(c.layers) +
+                        " is not valid for model.arch = 'uvit': it needs an odd count >= 3 "
+                        "((layers - 1) / 2 in-blocks, a mid-block, as many out-blocks)");
+        if (c.dim % 2 != 0)
+            throw Error("model.dim = " + std::to_string(c.dim) + " must be even for model.arch = "
+                        "'uvit' (the time embedding is [cos, sin] halves)");
+        if (c.patch != 2 && c.patch != 4)
+            throw Error("model.patch = " + std::to_string(c.patch) + " is not valid: choose 2 or 4");
+        if (c.image < c.patch || c.image % c.patch != 0)
+            throw Error("image side " + std::to_string(c.image) + " is not a multiple of model.patch = " +
+                        std::to_string(c.patch));
+        if (c.context != uvit_tokens(c))
+            throw Error("uvit: context must be the token count " + std::to_string(uvit_tokens(c)));
+        if (c.pos != PosEncoding::learned || c.norm_position != NormPosition::pre)
+            throw Error("model.arch = 'uvit' uses learned positions and pre-norm blocks; remove "
+                        "model.pos and model.norm_position");
+    }
     if (attn) {
         check_range("model.heads", c.heads, 1, c.dim);
         if (c.dim % c.heads != 0)
@@ -173,6 +194,7 @@ std::string to_json(const ModelConfig& c) {
     if (c.cis_rank != 0) j["cis_rank"] = c.cis_rank;  // absent = 0, as in older checkpoints
     j["window"] = c.window;
     j["hidden"] = c.hidden;
+    if (c.arch == Arch::uvit) j["patch"] = c.patch, j["image"] = c.image;
     return j.dump();
 }
 
@@ -202,6 +224,8 @@ ModelConfig model_config_from_json(const std::string& text) {
         c.cis_rank = j.value("cis_rank", 0);
         c.window = j.value("window", 0);
         c.hidden = j.value("hidden", 0);
+        c.patch = j.value("patch", 4);
+        c.image = j.value("image", 28);
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("malformed model configuration JSON: ") + e.what());
     }

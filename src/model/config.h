@@ -10,7 +10,7 @@
 
 namespace attnlab {
 
-enum class Arch { transformer, cisformer, lstm, mlp };
+enum class Arch { transformer, cisformer, lstm, mlp, uvit };
 enum class NormKind { layernorm, rmsnorm };
 enum class NormPosition { pre, post };
 
@@ -31,7 +31,15 @@ struct ModelConfig {
     int cis_rank = 0;  // cisformer: 0 = a full W(t) per position; r > 0 = W(t) = W + U(t) V(t), rank r
     int window = 0;                          // mlp: tokens seen (0 = the whole context)
     int hidden = 0;                          // mlp: hidden width (0 = 4 * dim)
+    // uvit (a diffusion model over images; vocab = the number of classes, context =
+    // the token count 2 + (image / patch)^2, both set from the data): layers is the
+    // block count, odd: (layers - 1) / 2 in-blocks, a mid-block, as many out-blocks.
+    int patch = 4;                           // uvit: patch side in pixels (2 or 4)
+    int image = 28;                          // uvit: image side in pixels (grey images)
 };
+
+// uvit: tokens of the model (time, class, patches).
+inline int uvit_tokens(const ModelConfig& c) { return 2 + (c.image / c.patch) * (c.image / c.patch); }
 
 // Names <-> enums; from_name functions throw Error naming `key`, the value and the choices.
 std::string arch_name(Arch a);

@@ -21,6 +21,7 @@
 #include "kernels/loss.h"
 #include "kernels/norm.h"
 #include "model/model.h"
+#include "model/uvit.h"
 
 namespace attnlab {
 
@@ -365,8 +366,49 @@ GradCheckResult check_model(ModelConfig cfg, const std::string& label, double to
     return r;
 }
 
+// The U-ViT on 4x4 images in 2x2 patches (6 tokens), 3 blocks (one with a long
+// skip), a class-dropped image among the two, parameters at scale ~0.3.
+GradCheckResult check_uvit(const std::string& spec, double tol) {
+    ModelConfig cfg;
+    cfg.arch = Arch::uvit, cfg.vocab = 3, cfg.image = 4, cfg.patch = 2, cfg.dim = 8, cfg.heads = 2;
+    cfg.layers = 3, cfg.ffn_mult = 2, cfg.context = uvit_tokens(cfg);
+    cfg.attention = resolve_attention("model.attention", spec, cfg.layers);
+    ThreadScope one_thread(1);
+    const int B = 2;
+    UViT model(cfg, B);
+    Rng rng(22);
+    for (const auto& p : model.table().entries()) {
+        float* x = model.params().data() + p.offset;
+        const double scale = p.name.find("attn.qkv.weight") != std::string::npos ? kQkvScale : 0.3;
+        for (size_t i = 0; i < p.size; i++)
+            x[i] = float((p.init == Init::ones ? 1.0 : 0.0) + scale * rng.normal());
+    }
+    Vec x = randn(rng, size_t(B) * model.pixels()), target = randn(rng, x.size());
+    const std::vector<int32_t> t{17, 803}, y{1, cfg.vocab};  // the second image has no class
+    const ImageBatch batch{x.data(), t.data(), y.data(), target.data(), B};
+    model.zero_grad();
+    model.forward(batch);
+    model.backward(batch);
+    std::vector<Probe> probes;
+    for (const auto& p : model.table().entries())
+        probes.push_back({p.name, model.params().data() + p.offset, p.size,
+                          model.grads().data() + p.offset});
+    GradCheckResult r{"model:uvit", attention_spec(cfg.attention), "", 0, tol};
+    const size_t per_block = size_t(B) * cfg.heads * cfg.context * cfg.context;
+    auto piece = [&] {
+        uint64_t h = 0;
+        for (int l = 0; l < cfg.layers; l++) h = h * 31 + sign_pattern(model.attention_weights(l), per_block);
+        return h;
+    };
+    compare(r, probes, [&] { return model.forward(batch); }, kModelSteps, 12, piece);
+    return r;
+}
+
 std::vector<GradCheckResult> run_model_gradchecks(const std::string& filter) {
     std::vector<GradCheckResult> out;
+    for (const auto& m : all_attention_maps())
+        if (wanted(filter, m.map)) out.push_back(check_uvit(m.name, 5e-3));
+    if (filter == "all" || filter == "cogformer") out.push_back(check_uvit("cogformer", 5e-3));
     const PosEncoding all_pos[] = {PosEncoding::learned, PosEncoding::sinusoidal, PosEncoding::rope,
                                    PosEncoding::alibi, PosEncoding::none};
     std::vector<std::string> specs;

@@ -67,6 +67,15 @@ protected:
     std::vector<uint8_t> correct_;
 };
 
+// Draws every tensor of `table` into `params` by its init rule with Rng(seed);
+// `layers` scales the residual init (Model::init_params and the U-ViT share it).
+void init_table_params(const ParamTable& table, Buffer& params, uint64_t seed, int layers);
+// Checkpoints of any parameter arena (save_params/load_params below delegate here).
+void save_table_params(const ModelConfig& cfg, const ParamTable& table, const Buffer& params,
+                       const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& extra_metadata = {});
+void load_table_params(const ParamTable& table, Buffer& params, const std::string& path);
+
 // Validates cfg and builds the architecture it names, sized for (max_batch, cfg.context).
 std::unique_ptr<Model> make_model(const ModelConfig& cfg, int max_batch);
 

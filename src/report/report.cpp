@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "report/charts.h"
+#include "report/diffusion_report.h"
 #include "report/svg.h"
 #include "train/progress.h"
 
@@ -692,6 +693,14 @@ ReportFiles write_report(const ReportOptions& opt) {
         "deviation "
         "over runs (seeds), their minimum and maximum.</p>\n" +
         html_table(table);
+    std::vector<std::pair<std::string, std::string>> run_labels;  // diffusion runs: FID and samples
+    for (const auto& r : d.runs) {
+        std::string v;
+        for (size_t a = 0; a < r.values.size(); a++) v += (a ? ", " : "") + d.axes[a].name + " = " + r.values[a];
+        run_labels.emplace_back(r.name, v);
+    }
+    const DiffusionSection diffusion = diffusion_section(opt.dir, run_labels);
+    html += diffusion.html;
     html += "<details>\n<summary>All " + std::to_string(d.runs.size()) + " runs</summary>\n" +
             html_table(runs_table(d, g)) + "</details>\n";
     html += "<p class=\"note\">Written by <code>attnlab report " + xml_escape(opt.dir) +
@@ -700,7 +709,8 @@ ReportFiles write_report(const ReportOptions& opt) {
     write_text_atomic(files.html, html);
 
     std::string md =
-        "# " + title + "\n\n" + meta + "\n\n![accuracy](accuracy.svg)\n\n" + markdown_table(table);
+        "# " + title + "\n\n" + meta + "\n\n![accuracy](accuracy.svg)\n\n" + markdown_table(table) +
+        diffusion.markdown;
     files.markdown = opt.dir + "/report.md";
     write_text_atomic(files.markdown, md);
     return files;

@@ -30,6 +30,7 @@
 #include "core/safetensors.h"
 #include "kernels/attention.h"
 #include "tasks/task.h"
+#include "diffusion/run.h"
 #include "train/checkpoint.h"
 #include "train/config_toml.h"
 #include "train/progress.h"
@@ -190,10 +191,10 @@ SweepPlan plan_sweep(const std::string& grid_text, const std::string& origin, in
             const std::string sec(k.str());
             if (sec == "recipe") continue;
             auto* table = v.as_table();
-            if (!table || (sec != "model" && sec != "task" && sec != "train"))
+            if (!table || (sec != "model" && sec != "task" && sec != "train" && sec != "diffusion"))
                 throw Error(origin + ": unknown entry '" + sec +
                             "' in [base]; valid: recipe = \"name\", [base.model], [base.task], "
-                            "[base.train]");
+                            "[base.train], [base.diffusion]");
             for (auto& [key, value] : *table) {
                 const std::string name = sec + "." + std::string(key.str());
                 try {
@@ -313,6 +314,10 @@ SweepPlan plan_sweep(const std::string& grid_text, const std::string& origin, in
         try {
             for (const auto& [key, value] : run.settings) apply_setting(run.cfg, key, value);
             run.cfg.train.threads = threads;
+            if (is_diffusion(run.cfg)) {
+                resolve_diffusion(run.cfg);
+                continue;
+            }
             const auto task = make_task(run.cfg.task);
             resolve(run.cfg, task->vocab());
         } catch (const Error& e) {

@@ -28,6 +28,9 @@ struct TaskConfig {
     // text: the corpus, any file of bytes; the default, the King James Bible, is
     // written by `make corpus` (relative paths are relative to the working folder).
     std::string path = "data/kjv.txt";
+    // fmnist (the U-ViT's images, not a token task): the folder of the four IDX
+    // files; the default is where Debian's dataset-fashion-mnist installs them.
+    std::string images = "/usr/share/datasets/fashion-mnist";
 };
 
 // One window: T + 1 tokens (inputs are 0..T-1, targets 1..T), and per target

@@ -205,9 +205,10 @@ std::vector<ConfigKey> make_keys() {
                         "cisformer: 0 = full per-position weights W(t); r > 0 = W(t) = W + U(t) V(t) of rank r (parameter-matched)"));
     k.push_back(INT_KEY("model.window", model.window, 0, 8192, "mlp: tokens seen per prediction (0 = the whole context)"));
     k.push_back(INT_KEY("model.hidden", model.hidden, 0, 65536, "mlp: hidden width (0 = 4 * dim)"));
+    k.push_back(INT_KEY("model.patch", model.patch, 2, 4, "uvit: patch side in pixels, 2 or 4"));
     // [task]
-    k.push_back({"task.name", "task: iarc | ladder | multitask | text",
-                 [](RunConfig& c, const std::string& v) { c.task.name = choice("task.name", v, task_names()); },
+    k.push_back({"task.name", "task: iarc | ladder | multitask | text | fmnist (images, for model.arch = uvit)",
+                 [](RunConfig& c, const std::string& v) { c.task.name = choice("task.name", v, all_task_names()); },
                  [](const RunConfig& c) { return quote(c.task.name); }});
     k.push_back(INT_KEY("task.n", task.n, 2, 1000, "data alphabet size N"));
     k.push_back(INT_KEY("task.k", task.k, 1, 8, "ladder level K: delays 1, 2, 4, ..., 2^(K-1)"));
@@ -238,6 +239,9 @@ std::vector<ConfigKey> make_keys() {
                  "`make corpus`, relative to the working folder",
                  [](RunConfig& c, const std::string& v) { c.task.path = trim(v); },
                  [](const RunConfig& c) { return toml_string(c.task.path); }});
+    k.push_back({"task.images", "fmnist: folder of the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist)",
+                 [](RunConfig& c, const std::string& v) { c.task.images = trim(v); },
+                 [](const RunConfig& c) { return toml_string(c.task.images); }});
     // [train]
     k.push_back(INT_KEY("train.steps", train.steps, 1, 100000000, "optimizer steps"));
     k.push_back(INT_KEY("train.batch", train.batch, 1, 65536, "windows per step"));
@@ -263,6 +267,19 @@ std::vector<ConfigKey> make_keys() {
                  [](const RunConfig& c) { return std::to_string(c.train.eval_seed); }});
     k.push_back(INT_KEY("train.log_every", train.log_every, 1, 100000000, "steps between metrics rows"));
     k.push_back(INT_KEY("train.checkpoint_every", train.checkpoint_every, 0, 100000000, "steps between checkpoints (0 = at every evaluation)"));
+    // [diffusion] (model.arch = "uvit", task.name = "fmnist")
+    k.push_back(FLOAT_KEY("diffusion.label_dropout", diffusion.label_dropout, 0.0, 1.0,
+                          "fraction of training images trained without their class (classifier-free guidance)"));
+    k.push_back(INT_KEY("diffusion.sample_steps", diffusion.sample_steps, 1, 1000, "DDIM steps of the evaluation's samples"));
+    k.push_back(FLOAT_KEY("diffusion.guidance", diffusion.guidance, 0.0, 100.0,
+                          "guidance g at evaluation: eps_u + g (eps_c - eps_u); 1 = conditional, no guidance"));
+    k.push_back(INT_KEY("diffusion.eval_samples", diffusion.eval_samples, 10, 1000000,
+                        "generated images for the FID, an equal share per class"));
+    k.push_back(INT_KEY("diffusion.train_images", diffusion.train_images, 0, 60000, "training images used (0 = all)"));
+    k.push_back({"diffusion.classifier",
+                 "the FID's Fashion-MNIST feature classifier (a file; trained with a fixed seed when missing)",
+                 [](RunConfig& c, const std::string& v) { c.diffusion.classifier = trim(v); },
+                 [](const RunConfig& c) { return toml_string(c.diffusion.classifier); }});
     return k;
 }
 
@@ -281,7 +298,7 @@ static const ConfigKey& find_key(const std::string& key) {
     for (const auto& k : config_keys())
         if (k.name.rfind(section + ".", 0) == 0) valid += (valid.empty() ? "" : ", ") + k.name;
     if (valid.empty())
-        throw Error("unknown configuration key '" + key + "': sections are model, task, train");
+        throw Error("unknown configuration key '" + key + "': sections are model, task, train, diffusion");
     throw Error("unknown configuration key '" + key + "'; valid keys in [" + section + "]: " + valid);
 }
 
@@ -353,8 +370,8 @@ void apply_toml(RunConfig& cfg, const std::string& text, const std::string& orig
     }
     for (auto& [section, node] : doc) {
         const std::string sec(section.str());
-        if (sec != "model" && sec != "task" && sec != "train")
-            throw Error(origin + ": unknown section [" + sec + "]; valid sections: model, task, train");
+        if (sec != "model" && sec != "task" && sec != "train" && sec != "diffusion")
+            throw Error(origin + ": unknown section [" + sec + "]; valid sections: model, task, train, diffusion");
         auto* table = node.as_table();
         if (!table) throw Error(origin + ": '" + sec + "' must be a section [" + sec + "]");
         for (auto& [key, value] : *table) {
@@ -374,8 +391,17 @@ void apply_toml_file(RunConfig& cfg, const std::string& path) {
     apply_toml(cfg, text, "'" + path + "'");
 }
 
+std::vector<std::string> all_task_names() {
+    std::vector<std::string> names = task_names();
+    names.push_back("fmnist");
+    return names;
+}
+
 void resolve(RunConfig& cfg, int task_vocab) {
     ModelConfig& m = cfg.model;
+    if (m.arch == Arch::uvit || cfg.task.name == "fmnist")
+        throw Error("model.arch = 'uvit' goes with task.name = 'fmnist' (a diffusion run; "
+                    "resolve_diffusion), and only there");
     m.vocab = task_vocab;
     m.context = cfg.train.context;
     const bool attn = m.arch == Arch::transformer || m.arch == Arch::cisformer;

@@ -33,12 +33,27 @@ struct TrainConfig {
     int checkpoint_every = 0;    // steps between checkpoints (0 = at every evaluation)
 };
 
+// [diffusion]: denoising training of the U-ViT (model.arch = "uvit", task.name =
+// "fmnist") and its evaluation by generated samples.
+struct DiffusionConfig {
+    float label_dropout = 0.1f;  // training images whose class is dropped (classifier-free guidance)
+    int sample_steps = 50;       // DDIM steps of the evaluation's samples
+    float guidance = 2.0f;       // g in eps_u + g (eps_c - eps_u) at evaluation (1 = no guidance)
+    int eval_samples = 1000;     // generated images for the FID, an equal share per class
+    int train_images = 0;        // training images used (0 = all 60,000; tests use a few)
+    std::string classifier = "data/fmnist-classifier.safetensors";  // the FID's feature network, trained when missing
+};
+
 struct RunConfig {
     ModelConfig model;
     std::string attention = "softmax";  // as given: a map, a per-layer list or a preset
     TaskConfig task;
     TrainConfig train;
+    DiffusionConfig diffusion;
 };
+
+// The token models' tasks and the U-ViT's image data set (fmnist).
+std::vector<std::string> all_task_names();
 
 struct ConfigKey {
     std::string name;        // "section.key"

@@ -17,7 +17,9 @@ public:
     };
     // Clips the model's gradients, applies one AdamW update to every tensor of its
     // table (decay on matrices only) and advances the step counter.
-    StepInfo step(Model& model);
+    StepInfo step(Model& model) { return step(model.table(), model.params(), model.grads()); }
+    // The same for any parameter arena (the U-ViT's).
+    StepInfo step(const ParamTable& table, Buffer& params, Buffer& grads);
 
     long steps_done() const { return step_; }
     void set_steps_done(long s) { step_ = s; }

@@ -137,6 +137,53 @@ lr = 1e-3
 warmup = 100
 eval_every = 500
 )"},
+        // Diffusion: the U-ViT on Fashion-MNIST (RESULTS.md, experiments/cog-diffusion.toml).
+        {"uvit-fmnist-quick", "a small U-ViT diffusion model on Fashion-MNIST, patch 4, a minute or two",
+         R"([model]
+arch = "uvit"
+attention = "softmax"
+layers = 5
+dim = 64
+heads = 4
+ffn_mult = 2
+patch = 4
+[task]
+name = "fmnist"
+[train]
+steps = 300
+batch = 64
+lr = 2e-3
+warmup = 30
+weight_decay = 0.03
+eval_every = 100
+eval_windows = 256
+[diffusion]
+sample_steps = 20
+eval_samples = 200
+)"},
+        {"uvit-fmnist", "the U-ViT of the cog-diffusion experiment on Fashion-MNIST, patch 4",
+         R"([model]
+arch = "uvit"
+attention = "softmax"
+layers = 7
+dim = 96
+heads = 4
+ffn_mult = 2
+patch = 4
+[task]
+name = "fmnist"
+[train]
+steps = 4000
+batch = 64
+lr = 1e-3
+warmup = 200
+weight_decay = 0.03
+eval_every = 500
+eval_windows = 512
+[diffusion]
+sample_steps = 50
+eval_samples = 1000
+)"},
         // The reference configurations of `attnlab bench` and `make bench`
         // (docs/performance.md); all on iarc with N = 16, vocab 20.
         {"bench-r1", "benchmark R1: transformer, 2 layers, d 64, 4 heads, FFN 4x, T 64, batch 64",

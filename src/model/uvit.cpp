@@ -1,0 +1,348 @@
+// The U-ViT's parameter table, activation layout, forward and backward. Shapes:
+// S image side, p patch, g = S / p, P = g^2 patches, pd = p^2 pixels per patch,
+// T = P + 2 tokens, C width, F FFN width, H heads, L blocks, nin = (L - 1) / 2.
+#include "model/uvit.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/linear.h"
+#include "kernels/norm.h"
+#include "model/layout.h"
+#include "model/model.h"
+
+namespace attnlab {
+
+namespace {
+
+struct Lin {
+    size_t w = 0, b = 0;
+    int in = 0, out = 0;
+    void forward(float* y, const float* x, const float* P, int N) const {
+        linear_forward(y, x, P + w, P + b, N, in, out);
+    }
+    void backward(float* dx, float* G, const float* dy, const float* x, const float* P, int N,
+                  GradStore store) const {
+        linear_backward(dx, G + w, G + b, dy, x, P + w, N, in, out, store);
+    }
+};
+
+struct Norm {
+    size_t w = 0, b = 0;
+};
+
+struct BlockRefs {
+    bool has_skip = false;  // out-blocks
+    Lin skip, qkv, proj, fc, ffn_proj;
+    Norm norm1, norm2;
+    AttnMap map = AttnMap::softmax;
+};
+
+struct BlockActs {
+    float *cat, *h;  // out-blocks: [x, skip] (N, 2C) and skip(cat) (N, C), the block's input
+    float *n1, *qkv, *att, *res1, *n2, *fch, *fca;
+    float *mean1, *rstd1, *mean2, *rstd2;
+};
+
+// x (B, T, C) rows 0 and 1 of each image: time embedding, class embedding.
+// time: [cos(t f_i), sin(t f_i)], f_i = 10000^(-i / (C/2)), i < C/2.
+void time_embedding(float* out, int t, int C) {
+    const int half = C / 2;
+    for (int i = 0; i < half; i++) {
+        const double arg = t * std::exp(-std::log(10000.0) * i / half);
+        out[i] = float(std::cos(arg));
+        out[half + i] = float(std::sin(arg));
+    }
+}
+
+}  // namespace
+
+struct UViT::Impl {
+    int S, p, g, P, pd, T, C, F, H, L, nin, K;
+    size_t patch_w, patch_b, class_emb, pos_emb;
+    std::vector<BlockRefs> blocks;
+    Norm norm_f;
+    Lin head;
+    Buffer acts, dacts, weights, scores, scratch;
+    int scratch_threads = 1;
+    // activations
+    float *patches, *pe, *xf, *mean_f, *rstd_f, *out, *pred;
+    std::vector<float*> x;  // block inputs x[0..L-1] and the last output x[L]
+    std::vector<BlockActs> a;
+    // activation gradients (shared by the blocks; dskip: one slot per in-block)
+    float *d_resid, *d_n, *d_qkv, *d_att, *d_fca, *d_cat, *d_out, *d_pe, *d_xf;
+    std::vector<float*> d_skip;
+
+    // Bidirectional: every token sees every token (images have no order).
+    AttentionShape shape(int B) const { return AttentionShape{B, T, C, H, /*causal=*/false}; }
+    size_t att_size(int max_batch) const { return size_t(max_batch) * H * T * T; }
+};
+
+UViT::~UViT() = default;
+
+UViT::UViT(const ModelConfig& cfg, int max_batch)
+    : cfg_(cfg), max_batch_(max_batch), impl_(std::make_unique<Impl>()) {
+    if (cfg.arch != Arch::uvit) throw Error("UViT built from a model.arch = '" + arch_name(cfg.arch) + "' config");
+    validate(cfg);
+    if (max_batch < 1) throw Error("train.batch must be >= 1");
+    Impl& m = *impl_;
+    m.S = cfg.image, m.p = cfg.patch, m.g = m.S / m.p, m.P = m.g * m.g, m.pd = m.p * m.p;
+    m.T = m.P + 2, m.C = cfg.dim, m.F = cfg.ffn_mult * cfg.dim, m.H = cfg.heads;
+    m.L = cfg.layers, m.nin = (m.L - 1) / 2, m.K = cfg.vocab;
+    const int64_t C = m.C;
+    auto lin = [&](const std::string& name, int in, int out, Init init) {
+        Lin l;
+        l.in = in, l.out = out;
+        l.w = table_.add(name + ".weight", {out, in}, init);
+        l.b = table_.add(name + ".bias", {out}, Init::zeros);
+        return l;
+    };
+    auto norm = [&](const std::string& name) {
+        return Norm{table_.add(name + ".weight", {C}, Init::ones), table_.add(name + ".bias", {C}, Init::zeros)};
+    };
+    const Lin pe = lin("patch_embed", m.pd, m.C, Init::normal);
+    m.patch_w = pe.w, m.patch_b = pe.b;
+    m.class_emb = table_.add("class_emb.weight", {m.K + 1, C}, Init::normal);
+    m.pos_emb = table_.add("pos_emb.weight", {m.T, C}, Init::normal);
+    for (int l = 0; l < m.L; l++) {
+        const std::string n = "blocks." + std::to_string(l) + ".";
+        BlockRefs r;
+        r.map = cfg.attention[size_t(l)];
+        r.has_skip = l > m.nin;
+        if (r.has_skip) r.skip = lin(n + "skip", 2 * m.C, m.C, Init::normal);
+        r.norm1 = norm(n + "norm1");
+        r.qkv = lin(n + "attn.qkv", m.C, 3 * m.C, Init::normal);
+        r.proj = lin(n + "attn.proj", m.C, m.C, Init::residual);
+        r.norm2 = norm(n + "norm2");
+        r.fc = lin(n + "ffn.fc", m.C, m.F, Init::normal);
+        r.ffn_proj = lin(n + "ffn.proj", m.F, m.C, Init::residual);
+        m.blocks.push_back(r);
+    }
+    m.norm_f = norm("norm_f");
+    m.head = lin("head", m.C, m.pd, Init::normal);
+    params_.resize(table_.total());
+    grads_.resize(table_.total());
+
+    // Activations and gradients: one layout pass to size, one to assign.
+    const size_t N = size_t(max_batch) * m.T, NP = size_t(max_batch) * m.P, Cs = size_t(m.C);
+    auto assign = [&](Layout& lay) {
+        m.patches = lay.take(NP * m.pd), m.pe = lay.take(NP * Cs);
+        m.x.assign(size_t(m.L) + 1, nullptr);
+        for (auto& x : m.x) x = lay.take(N * Cs);
+        m.a.assign(size_t(m.L), {});
+        for (int l = 0; l < m.L; l++) {
+            BlockActs& a = m.a[size_t(l)];
+            const bool skip = m.blocks[size_t(l)].has_skip;
+            a.cat = skip ? lay.take(N * 2 * Cs) : nullptr;
+            a.h = skip ? lay.take(N * Cs) : nullptr;
+            a.n1 = lay.take(N * Cs), a.qkv = lay.take(N * 3 * Cs), a.att = lay.take(N * Cs);
+            a.res1 = lay.take(N * Cs), a.n2 = lay.take(N * Cs);
+            a.fch = lay.take(N * size_t(m.F)), a.fca = lay.take(N * size_t(m.F));
+            a.mean1 = lay.take(N), a.rstd1 = lay.take(N), a.mean2 = lay.take(N), a.rstd2 = lay.take(N);
+        }
+        m.xf = lay.take(N * Cs), m.mean_f = lay.take(N), m.rstd_f = lay.take(N);
+        m.out = lay.take(N * size_t(m.pd)), m.pred = lay.take(size_t(max_batch) * pixels());
+    };
+    auto assign_grads = [&](Layout& lay) {
+        m.d_resid = lay.take(N * Cs), m.d_n = lay.take(N * Cs), m.d_qkv = lay.take(N * 3 * Cs);
+        m.d_att = lay.take(N * Cs), m.d_fca = lay.take(N * size_t(m.F));
+        m.d_cat = lay.take(N * 2 * Cs), m.d_out = lay.take(N * size_t(m.pd));
+        m.d_pe = lay.take(NP * Cs), m.d_xf = lay.take(N * Cs);
+        m.d_skip.assign(size_t(m.nin), nullptr);
+        for (auto& d : m.d_skip) d = lay.take(N * Cs);
+    };
+    Layout lay;
+    assign(lay);
+    m.acts.resize(lay.used());
+    lay.reset(m.acts.data());
+    assign(lay);
+    lay.reset(nullptr);
+    assign_grads(lay);
+    m.dacts.resize(lay.used());
+    lay.reset(m.dacts.data());
+    assign_grads(lay);
+    m.weights.resize(m.att_size(max_batch) * size_t(m.L));
+    if (std::any_of(cfg.attention.begin(), cfg.attention.end(), attention_map_needs_scores))
+        m.scores.resize(m.att_size(max_batch) * size_t(m.L));
+    m.scratch_threads = std::max(1, omp_get_max_threads());
+    m.scratch.resize(size_t(m.scratch_threads) * attention_scratch_floats(m.shape(max_batch)));
+}
+
+void UViT::init_params(uint64_t seed) { init_table_params(table_, params_, seed, cfg_.layers); }
+
+const float* UViT::prediction() const { return impl_->pred; }
+
+const float* UViT::attention_weights(int block) const {
+    return impl_->weights.data() + impl_->att_size(max_batch_) * size_t(block);
+}
+
+size_t UViT::activation_bytes() const {
+    const Impl& m = *impl_;
+    return (m.acts.size() + m.dacts.size() + m.weights.size() + m.scores.size() + m.scratch.size()) *
+           sizeof(float);
+}
+
+namespace {
+
+// Image (S, S) <-> patches (P, pd): pixel (r, c) is element (r % p) p + c % p of
+// patch (r / p) g + c / p. to_patches: image -> patch rows with stride ld.
+void to_patches(float* patches, const float* image, int S, int p, size_t ld) {
+    const int g = S / p;
+    for (int r = 0; r < S; r++)
+        for (int c = 0; c < S; c++)
+            patches[size_t((r / p) * g + c / p) * ld + (r % p) * p + c % p] = image[r * S + c];
+}
+void from_patches(float* image, const float* patches, int S, int p, size_t ld) {
+    const int g = S / p;
+    for (int r = 0; r < S; r++)
+        for (int c = 0; c < S; c++)
+            image[r * S + c] = patches[size_t((r / p) * g + c / p) * ld + (r % p) * p + c % p];
+}
+
+void add_into(float* out, const float* a, const float* b, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+}  // namespace
+
+double UViT::forward(const ImageBatch& batch) {
+    Impl& m = *impl_;
+    const int B = batch.B, N = B * m.T, C = m.C, S = m.S;
+    if (B < 1 || B > max_batch_)
+        throw Error("batch of " + std::to_string(B) + " images exceeds the model's size " +
+                    std::to_string(max_batch_));
+    if (omp_get_max_threads() > m.scratch_threads)
+        throw Error("thread count raised after the model was built; set threads first");
+    for (int b = 0; b < B; b++)
+        if (batch.y[b] < 0 || batch.y[b] > m.K || batch.t[b] < 0)
+            throw Error("image " + std::to_string(b) + ": class " + std::to_string(batch.y[b]) +
+                        " is not 0.." + std::to_string(m.K) + " (" + std::to_string(m.K) +
+                        " = no class) or its level " + std::to_string(batch.t[b]) + " is negative");
+    const float* P = params_.data();
+    // Tokens: x0[b] = [time(t_b), class_emb[y_b], patch_embed(patches of x_b)] + pos_emb
+    for (int b = 0; b < B; b++)
+        to_patches(m.patches + size_t(b) * m.P * m.pd, batch.x + size_t(b) * S * S, S, m.p, size_t(m.pd));
+    linear_forward(m.pe, m.patches, P + m.patch_w, P + m.patch_b, B * m.P, m.pd, C);
+    for (int b = 0; b < B; b++) {
+        float* x0 = m.x[0] + size_t(b) * m.T * C;
+        time_embedding(x0, batch.t[b], C);
+        std::copy_n(P + m.class_emb + size_t(batch.y[b]) * C, C, x0 + C);
+        std::copy_n(m.pe + size_t(b) * m.P * C, size_t(m.P) * C, x0 + 2 * C);
+        for (size_t i = 0; i < size_t(m.T) * C; i++) x0[i] += P[m.pos_emb + i];
+    }
+    const AttentionShape sh = m.shape(B);
+    const size_t NC = size_t(N) * C, att = m.att_size(max_batch_);
+    for (int l = 0; l < m.L; l++) {
+        const BlockRefs& r = m.blocks[size_t(l)];
+        const BlockActs& a = m.a[size_t(l)];
+        const float* in = m.x[size_t(l)];
+        if (r.has_skip) {  // h = skip([x, x_skip]), x_skip the output of in-block L - 1 - l
+            const float* xs = m.x[size_t(m.L - l)];
+            for (int i = 0; i < N; i++) {
+                std::copy_n(in + size_t(i) * C, C, a.cat + size_t(i) * 2 * C);
+                std::copy_n(xs + size_t(i) * C, C, a.cat + size_t(i) * 2 * C + C);
+            }
+            r.skip.forward(a.h, a.cat, P, N);
+            in = a.h;
+        }
+        // res1 = in + proj(attn(norm1(in))); out = res1 + ffn_proj(gelu(fc(norm2(res1))))
+        layernorm_forward(a.n1, a.mean1, a.rstd1, in, P + r.norm1.w, P + r.norm1.b, N, C);
+        r.qkv.forward(a.qkv, a.n1, P, N);
+        attention_forward(a.att, m.scores.size() ? m.scores.data() + att * l : nullptr,
+                          m.weights.data() + att * l, m.scratch.data(), a.qkv, r.map, nullptr, sh);
+        r.proj.forward(a.res1, a.att, P, N);
+        add_into(a.res1, in, a.res1, NC);
+        layernorm_forward(a.n2, a.mean2, a.rstd2, a.res1, P + r.norm2.w, P + r.norm2.b, N, C);
+        r.fc.forward(a.fch, a.n2, P, N);
+        gelu_forward(a.fca, a.fch, long(N) * m.F);
+        r.ffn_proj.forward(m.x[size_t(l) + 1], a.fca, P, N);
+        add_into(m.x[size_t(l) + 1], a.res1, m.x[size_t(l) + 1], NC);
+    }
+    layernorm_forward(m.xf, m.mean_f, m.rstd_f, m.x.back(), P + m.norm_f.w, P + m.norm_f.b, N, C);
+    m.head.forward(m.out, m.xf, P, N);
+    for (int b = 0; b < B; b++)  // the patch tokens' outputs, back to pixels
+        from_patches(m.pred + size_t(b) * S * S, m.out + (size_t(b) * m.T + 2) * m.pd, S, m.p, size_t(m.pd));
+    if (!batch.target) return 0.0;
+    double sum = 0;
+    const size_t n = size_t(B) * S * S;
+    for (size_t i = 0; i < n; i++) {
+        const double d = double(m.pred[i]) - batch.target[i];
+        sum += d * d;
+    }
+    return sum / double(n);
+}
+
+void UViT::backward(const ImageBatch& batch) {
+    Impl& m = *impl_;
+    if (!batch.target) throw Error("UViT::backward needs the batch's target noise");
+    const int B = batch.B, N = B * m.T, C = m.C, S = m.S;
+    const float* P = params_.data();
+    float* G = grads_.data();
+    const GradStore write = GradStore::overwrite, add = GradStore::add;
+    const AttentionShape sh = m.shape(B);
+    const size_t att = m.att_size(max_batch_);
+    // loss = mean (pred - target)^2: dpred = 2 (pred - target) / n, at the patch tokens' outputs
+    const float scale = 2.0f / float(size_t(B) * S * S);
+    std::fill_n(m.d_out, size_t(N) * m.pd, 0.0f);
+    for (int b = 0; b < B; b++)
+        for (int r = 0; r < S; r++)
+            for (int c = 0; c < S; c++) {
+                const size_t i = size_t(b) * S * S + size_t(r) * S + c;
+                m.d_out[(size_t(b) * m.T + 2 + size_t((r / m.p) * m.g + c / m.p)) * m.pd +
+                        size_t((r % m.p) * m.p + c % m.p)] = scale * (m.pred[i] - batch.target[i]);
+            }
+    m.head.backward(m.d_xf, G, m.d_out, m.xf, P, N, write);
+    layernorm_backward(m.d_resid, G + m.norm_f.w, G + m.norm_f.b, m.d_xf, m.x.back(), P + m.norm_f.w,
+                       m.mean_f, m.rstd_f, N, C, write);
+    for (int l = m.L - 1; l >= 0; l--) {
+        const BlockRefs& r = m.blocks[size_t(l)];
+        const BlockActs& a = m.a[size_t(l)];
+        const float* in = r.has_skip ? a.h : m.x[size_t(l)];
+        if (l < m.nin)  // x[l + 1] also fed out-block L - 1 - l through its skip
+            for (size_t i = 0; i < size_t(N) * C; i++) m.d_resid[i] += m.d_skip[size_t(l)][i];
+        // out = res1 + ffn_proj(gelu(fc(n2))), n2 = norm2(res1): d_resid becomes dL/dres1
+        r.ffn_proj.backward(m.d_fca, G, m.d_resid, a.fca, P, N, write);
+        gelu_backward(m.d_fca, m.d_fca, a.fch, long(N) * m.F, write);
+        r.fc.backward(m.d_n, G, m.d_fca, a.n2, P, N, write);
+        layernorm_backward(m.d_resid, G + r.norm2.w, G + r.norm2.b, m.d_n, a.res1, P + r.norm2.w,
+                           a.mean2, a.rstd2, N, C, add);
+        // res1 = in + proj(att), att = attention(qkv(n1)), n1 = norm1(in): d_resid becomes dL/din
+        r.proj.backward(m.d_att, G, m.d_resid, a.att, P, N, write);
+        attention_backward(m.d_qkv, m.scratch.data(), m.d_att, a.qkv,
+                           m.scores.size() ? m.scores.data() + att * l : nullptr,
+                           m.weights.data() + att * l, r.map, sh, write);
+        r.qkv.backward(m.d_n, G, m.d_qkv, a.n1, P, N, write);
+        layernorm_backward(m.d_resid, G + r.norm1.w, G + r.norm1.b, m.d_n, in, P + r.norm1.w, a.mean1,
+                           a.rstd1, N, C, add);
+        if (r.has_skip) {  // h = skip([x, x_skip]): split dL/dcat into dL/dx and the skip's share
+            r.skip.backward(m.d_cat, G, m.d_resid, a.cat, P, N, write);
+            float* dskip = m.d_skip[size_t(m.L - 1 - l)];
+            for (int i = 0; i < N; i++) {
+                std::copy_n(m.d_cat + size_t(i) * 2 * C, C, m.d_resid + size_t(i) * C);
+                std::copy_n(m.d_cat + size_t(i) * 2 * C + C, C, dskip + size_t(i) * C);
+            }
+        }
+    }
+    // x0 = [time, class_emb[y], patch_embed(patches)] + pos_emb
+    for (int b = 0; b < B; b++) {
+        const float* d0 = m.d_resid + size_t(b) * m.T * C;
+        for (size_t i = 0; i < size_t(m.T) * C; i++) G[m.pos_emb + i] += d0[i];
+        float* dce = G + m.class_emb + size_t(batch.y[b]) * C;
+        for (int c = 0; c < C; c++) dce[c] += d0[C + c];
+        std::copy_n(d0 + 2 * C, size_t(m.P) * C, m.d_pe + size_t(b) * m.P * C);
+    }
+    linear_backward(nullptr, G + m.patch_w, G + m.patch_b, m.d_pe, m.patches, P + m.patch_w, B * m.P,
+                    m.pd, C);
+}
+
+void load_uvit(UViT& model, const std::string& path) {
+    load_table_params(model.table(), model.params(), path);
+}
+
+}  // namespace attnlab
