@@ -33,7 +33,7 @@ CONFIGS = [
     ("R4", "bench-r4", [], "LSTM, 2 layers, hidden 128"),
     # The task-switching transformer of ~1.5M parameters (the shape of iarc-paper-transformer).
     ("TS", "iarc-quick", ["model.layers=4", "model.dim=176", "model.heads=4"],
-     "IARC transformer, 4 layers, d 176 (1.5M parameters), batch 32 x 64"),
+     "IARC transformer, 4 layers, d 176 (1.51M parameters), batch 32 x 64"),
     # The byte-level text model (needs data/kjv.txt: `make corpus`).
     ("TXT", "text-small", [], "text transformer, 4 layers, d 128, RoPE, batch 32 x 64"),
 ]
