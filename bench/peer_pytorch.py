@@ -284,6 +284,8 @@ def build(cfg, vocab, kind):
     m, T = cfg["model"], cfg["train"]["context"]
     if m["arch"] == "lstm":
         return LSTMPeer(vocab, m["dim"], m["layers"]).float()
+    if m.get("cis_rank", 0) and m["arch"] == "cisformer":
+        sys.exit("error: the peer has no low-rank position-specific maps (model.cis_rank > 0)")
     if kind == "plain" and m["arch"] in ("transformer", "cisformer"):
         return PlainTransformer(m, T, vocab, layer_maps(m))
     mc = ModelConfig.from_json({

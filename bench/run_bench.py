@@ -223,6 +223,9 @@ def main():
                             a.warmup)
                 r["label"], r["map"] = label, m
                 rows.append(r)
+                if a.json_out:  # after every cell, so an interrupted session keeps what it measured
+                    with open(a.json_out, "w") as f:
+                        json.dump({"rows": rows}, f, indent=2)
 
     peaks = session_peaks(rows)
     print_main_table(rows, peaks, a)
