@@ -68,7 +68,7 @@ microbench: build
 # Experiments (RESULTS.md): `make exp-NAME` sweeps experiments/NAME.toml into
 # runs/exp-NAME, one run per core (run it again to resume), then writes
 # runs/exp-NAME/report.html, report.md and accuracy.svg.
-EXPERIMENTS := ladder ladder-long multitask iarc iarc-quick cog cog-text iarc-paper iarc-paper-difficulty cog-diffusion
+EXPERIMENTS := ladder ladder-long ladder-10x multitask iarc iarc-quick cog cog-text iarc-paper iarc-paper-difficulty cog-diffusion
 .PHONY: $(addprefix exp-,$(EXPERIMENTS))
 $(addprefix exp-,$(EXPERIMENTS)): exp-%: build
 	$(BUILD)/attnlab sweep --grid experiments/$*.toml --out runs/exp-$* --jobs $(JOBS)

@@ -1,7 +1,12 @@
 #!/usr/bin/python3
 """The PyTorch peer of `attnlab bench`: the same model, data shapes and optimizer written the
-way a PyTorch user would (the attnlab_ref reference model cast to float32; nn.LSTM for the
-LSTM), timed the same way, printing the same figures (tokens/s, steps/s, model GFLOP/s).
+way a PyTorch user would, timed the same way, printing the same figures (tokens/s, steps/s,
+model GFLOP/s). The default `plain` model is float32 nn modules (nn.Embedding, nn.LayerNorm,
+nn.Linear, F.gelu, the attention map as a tensor expression, F.cross_entropy, nn.LSTM for the
+LSTM) with torch.optim.AdamW; `--model reference` is the float64 reference model of
+python/attnlab_ref cast to float32. The thread counts of torch (torch.set_num_threads), OpenMP
+and OpenBLAS (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, set before torch is imported) follow
+--threads; OpenBLAS's can be set apart with --blas-threads.
 
 The configuration comes from attnlab itself (`attnlab config --recipe NAME`), so a recipe
 has one definition; --set overrides keys as in attnlab. Example:
@@ -35,11 +40,15 @@ def early_option(argv, name, default):
 # OpenBLAS (the pthread build), which takes its thread count from the environment.
 os.environ["OMP_NUM_THREADS"] = early_option(sys.argv, "--threads", "1")
 os.environ["OPENBLAS_NUM_THREADS"] = early_option(sys.argv, "--blas-threads", os.environ["OMP_NUM_THREADS"])
+os.environ["MKL_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from attnlab_ref import ModelConfig, build_model, init_params, masked_cross_entropy  # noqa: E402
+from attnlab_ref.model import NORM_EPS, QUADRATIC_EPS, alibi_bias, sinusoidal_table  # noqa: E402
+from attnlab_ref.model import attention_weights as ref_attention_weights  # noqa: E402
 from attnlab_ref.optim import decays, learning_rate  # noqa: E402
 
 
@@ -75,9 +84,18 @@ def load_config(attnlab, recipe, config_file, settings):
 
 
 def task_vocab(task):
-    if task["name"] != "iarc":
-        sys.exit(f"error: the peer knows the vocabulary of task iarc only, not {task['name']!r}")
-    return task["n"] + 4  # N data tokens and the four control tokens I, A, R, C
+    """The vocabulary of a task configuration (src/tasks/*.h); --vocab overrides it."""
+    name = task["name"]
+    if name == "iarc":
+        return task["n"] + 4  # N data tokens and the four control tokens I, A, R, C
+    if name == "ladder":
+        return task["n"]
+    if name == "multitask":
+        return task["n"] + len(task["levels"])  # N values and one task token per level
+    if name == "text":
+        return 256  # bytes
+    sys.exit(f"error: the peer does not know the vocabulary of task {name!r}; pass --vocab "
+             "(the `vocab` of `attnlab bench --json`)")
 
 
 def training_flops(m, B, T, vocab):
@@ -113,19 +131,169 @@ class LSTMPeer(nn.Module):
         return self.head(h)
 
 
-def build(cfg, vocab):
+# ----------------------------------------------------------------------------- the plain model
+# A float32 transformer as a PyTorch user writes it: nn.Embedding, nn.LayerNorm, nn.Linear,
+# F.gelu, the attention map as a tensor expression over the (B, H, T, T) scores with a causal
+# mask made once, F.cross_entropy. Same shapes, parameters and FLOPs as attnlab's model.
+
+GELU_FORM = "none"  # set by --gelu
+
+
+def attention_map(s, mask, name, T):
+    """Weights (B, H, T, T) from scores s for map `name` (MODELS.md); mask True where j <= i."""
+    if name == "softmax":
+        return torch.softmax(s.masked_fill(~mask, -math.inf), dim=-1)
+    if name == "expressive":
+        return torch.softmax((s * s).masked_fill(~mask, -math.inf), dim=-1)
+    if name == "cog":
+        return torch.sign(s) * torch.softmax(s.abs().masked_fill(~mask, -math.inf), dim=-1)
+    if name == "quadratic":
+        sq = (s * s).masked_fill(~mask, 0.0)
+        return sq / (QUADRATIC_EPS + sq.sum(dim=-1, keepdim=True))
+    if name == "extensive":
+        sq = s * s
+        return (sq / (1 + sq)).masked_fill(~mask, 0.0)
+    if name == "sigmoid":
+        return torch.sigmoid(s - math.log(T)).masked_fill(~mask, 0.0)
+    return ref_attention_weights(s, mask, name, T)  # a map added later: the reference's expression
+
+
+class RMSNorm(nn.Module):  # torch 1.13 has no nn.RMSNorm
+    def __init__(self, C):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(C))
+
+    def forward(self, x):
+        return x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + NORM_EPS) * self.weight
+
+
+class PosLinear(nn.Module):
+    """The cisformer's position-specific linear map: weight (T, out, in), bias (T, out)."""
+
+    def __init__(self, n_in, n_out, T):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(T, n_out, n_in) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(T, n_out))
+
+    def forward(self, x):  # (B, T, in)
+        T = x.shape[1]
+        return torch.einsum("bti,toi->bto", x, self.weight[:T]) + self.bias[:T]
+
+
+class PlainBlock(nn.Module):
+    def __init__(self, m, T, map_name):
+        super().__init__()
+        C, H = m["dim"], m["heads"]
+        self.H, self.map_name, self.pos, self.act = H, map_name, m["pos"], m["ffn_act"]
+        self.pre = m["norm_position"] == "pre"
+        cis = m["cis_maps"] if m["arch"] == "cisformer" else []
+
+        def linear(name, n_in, n_out):
+            return PosLinear(n_in, n_out, T) if name in cis else nn.Linear(n_in, n_out)
+
+        def norm():
+            return nn.LayerNorm(C, eps=NORM_EPS) if m["norm"] == "layernorm" else RMSNorm(C)
+
+        F_ = m["ffn_mult"] * C
+        self.norm1, self.norm2 = norm(), norm()
+        self.qkv, self.proj = linear("qkv", C, 3 * C), linear("proj", C, C)
+        self.fc = linear("fc", C, 2 * F_ if self.act == "swiglu" else F_)
+        self.ffn_proj = linear("ffn_proj", F_, C)
+
+    def attn(self, x, mask, rope_cs, alibi):
+        B, T, C = x.shape
+        hs = C // self.H
+        q, k, v = self.qkv(x).view(B, T, 3, self.H, hs).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, hs)
+        if rope_cs is not None:
+            q, k = rotate(q, *rope_cs), rotate(k, *rope_cs)
+        s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, H, T, T)
+        if alibi is not None:
+            s = s + alibi
+        w = attention_map(s, mask, self.map_name, T)
+        return self.proj((w @ v).transpose(1, 2).reshape(B, T, C))
+
+    def ffn(self, x):
+        h = self.fc(x)
+        if self.act == "gelu":
+            # PyTorch's default (erf) form: Debian's torch 1.13 computes approximate="tanh",
+            # attnlab's form, about 25x slower on this machine, which would flatter attnlab.
+            h = F.gelu(h, approximate=GELU_FORM)
+        elif self.act == "relu":
+            h = F.relu(h)
+        else:
+            a, g = h.chunk(2, dim=-1)
+            h = F.silu(a) * g
+        return self.ffn_proj(h)
+
+    def forward(self, x, mask, rope_cs, alibi):
+        if self.pre:
+            x = x + self.attn(self.norm1(x), mask, rope_cs, alibi)
+            return x + self.ffn(self.norm2(x))
+        x = self.norm1(x + self.attn(x, mask, rope_cs, alibi))
+        return self.norm2(x + self.ffn(x))
+
+
+def rotate(x, cos, sin):
+    half = x.shape[-1] // 2
+    a, b = x[..., :half], x[..., half:]
+    return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+
+
+class PlainTransformer(nn.Module):
+    def __init__(self, m, T, vocab, maps):
+        super().__init__()
+        C, H = m["dim"], m["heads"]
+        self.pos = m["pos"]
+        self.tok_emb = nn.Embedding(vocab, C)
+        if self.pos == "learned":
+            self.pos_emb = nn.Embedding(T, C)
+        self.blocks = nn.ModuleList(PlainBlock(m, T, name) for name in maps)
+        self.norm_f = nn.LayerNorm(C, eps=NORM_EPS) if m["norm"] == "layernorm" else RMSNorm(C)
+        self.head = nn.Linear(C, vocab)
+        self.register_buffer("mask", torch.ones(T, T, dtype=torch.bool).tril())
+        self.register_buffer("sinusoid", sinusoidal_table(T, C).float())
+        angle = torch.arange(T)[:, None] * 10000.0 ** (-2.0 * torch.arange(C // H // 2) / (C // H))
+        self.register_buffer("rope_cos", torch.cos(angle).float())
+        self.register_buffer("rope_sin", torch.sin(angle).float())
+        self.register_buffer("alibi", alibi_bias(H, T).float())
+
+    def forward(self, inputs):
+        T = inputs.shape[1]
+        x = self.tok_emb(inputs)
+        if self.pos == "learned":
+            x = x + self.pos_emb.weight[:T]
+        elif self.pos == "sinusoidal":
+            x = x + self.sinusoid[:T]
+        mask = self.mask[:T, :T]
+        rope_cs = (self.rope_cos[:T], self.rope_sin[:T]) if self.pos == "rope" else None
+        alibi = self.alibi[:, :T, :T] if self.pos == "alibi" else None
+        for block in self.blocks:
+            x = block(x, mask, rope_cs, alibi)
+        return self.head(self.norm_f(x))
+
+
+def layer_maps(m):
+    attention = m["attention"]
+    if attention == "cogformer":
+        return ["softmax"] + ["cog"] * (m["layers"] - 2) + ["softmax"]
+    return attention.split(",") if "," in attention else [attention] * m["layers"]
+
+
+def build(cfg, vocab, kind):
+    """The peer model: `plain` (float32 modules, above) or `reference` (attnlab_ref cast)."""
     m, T = cfg["model"], cfg["train"]["context"]
     if m["arch"] == "lstm":
         return LSTMPeer(vocab, m["dim"], m["layers"]).float()
-    attention = m["attention"]
-    maps = attention.split(",") if "," in attention else [attention] * m["layers"]
-    if attention == "cogformer":
-        maps = ["softmax"] + ["cog"] * (m["layers"] - 2) + ["softmax"]
+    if m.get("cis_rank", 0) and m["arch"] == "cisformer":
+        sys.exit("error: the peer has no low-rank position-specific maps (model.cis_rank > 0)")
+    if kind == "plain" and m["arch"] in ("transformer", "cisformer"):
+        return PlainTransformer(m, T, vocab, layer_maps(m))
     mc = ModelConfig.from_json({
         "arch": m["arch"], "vocab": vocab, "dim": m["dim"], "layers": m["layers"],
         "heads": m["heads"], "context": T, "ffn_mult": m["ffn_mult"], "ffn_act": m["ffn_act"],
         "norm": m["norm"], "norm_position": m["norm_position"], "pos": m["pos"],
-        "attention": maps, "cis_maps": m["cis_maps"], "window": m["window"], "hidden": m["hidden"]})
+        "attention": layer_maps(m), "cis_maps": m["cis_maps"], "window": m["window"],
+        "hidden": m["hidden"]})
     model = build_model(mc)
     init_params(model, seed=cfg["train"]["seed"])
     return model.float()  # the reference is float64; speed is compared in float32
@@ -142,6 +310,13 @@ def main():
     ap.add_argument("--blas-threads", type=int, help="OpenBLAS threads under torch (default: --threads)")
     ap.add_argument("--steps", type=int, default=30, help="timed steps")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    ap.add_argument("--model", choices=["plain", "reference"], default="plain",
+                    help="plain: float32 nn modules as a PyTorch user writes them (default); "
+                         "reference: the float64 reference model of python/attnlab_ref cast to float32")
+    ap.add_argument("--gelu", choices=["erf", "tanh"], default="erf",
+                    help="the plain model's GELU: PyTorch's default erf form (default; the faster "
+                         "one here) or the tanh form attnlab computes")
+    ap.add_argument("--vocab", type=int, help="vocabulary size (default: from the task configuration)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
     if bool(a.recipe) == bool(a.config):
@@ -150,11 +325,13 @@ def main():
         sys.exit("error: --threads and --steps must be >= 1, --warmup >= 0")
 
     torch.set_num_threads(a.threads)
+    global GELU_FORM
+    GELU_FORM = "none" if a.gelu == "erf" else "tanh"
     cfg = load_config(a.attnlab, a.recipe, a.config, a.set)
-    tc, vocab = cfg["train"], task_vocab(cfg["task"])
+    tc, vocab = cfg["train"], a.vocab or task_vocab(cfg["task"])
     B, T = tc["batch"], tc["context"]
     torch.manual_seed(tc["seed"])
-    model = build(cfg, vocab)
+    model = build(cfg, vocab, a.model)
 
     params = list(model.named_parameters())
     groups = [{"params": [p for n, p in params if decays(n, p)], "weight_decay": tc["weight_decay"]},
@@ -177,7 +354,10 @@ def main():
         for g in opt.param_groups:
             g["lr"] = learning_rate(step, schedule)
         opt.zero_grad(set_to_none=True)
-        loss = masked_cross_entropy(model(inputs), targets, counted)
+        if a.model == "plain":  # uncounted targets are ignored
+            loss = F.cross_entropy(model(inputs).view(B * T, vocab), targets.masked_fill(~counted, -100).view(-1))
+        else:
+            loss = masked_cross_entropy(model(inputs), targets, counted)
         loss.backward()
         if tc["clip"] > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc["clip"])
@@ -195,7 +375,10 @@ def main():
     step_s = (time.perf_counter() - t_pass) / a.steps
     times.sort()
     flops = training_flops(cfg["model"], B, T, vocab)
-    r = {"implementation": f"pytorch {torch.__version__}", "threads": a.threads, "batch": B,
+    r = {"implementation": f"pytorch {torch.__version__}", "model": a.model, "threads": a.threads,
+         "blas_threads": int(os.environ["OPENBLAS_NUM_THREADS"]),
+         "malloc_tuned": "MALLOC_MMAP_THRESHOLD_" in os.environ,
+         "params": sum(p.numel() for p in model.parameters()), "batch": B,
          "context": T, "steps": a.steps, "warmup": a.warmup, "tokens_per_s": B * T / step_s,
          "steps_per_s": 1 / step_s, "step_ms": 1e3 * step_s, "step_min_ms": 1e3 * times[0],
          "step_median_ms": 1e3 * times[len(times) // 2], "flops_per_step": flops,
@@ -203,7 +386,8 @@ def main():
     if a.json:
         print(json.dumps(r, indent=2))
     else:
-        print(f"pytorch {torch.__version__}: {cfg['model']['arch']}, batch {B} x {T} tokens, {a.threads} threads")
+        print(f"pytorch {torch.__version__} ({a.model} model, {r['params']} parameters): {cfg['model']['arch']}, "
+              f"batch {B} x {T} tokens, {a.threads} threads (OpenBLAS {r['blas_threads']})")
         print(f"throughput  {r['tokens_per_s']:.0f} tokens/s, {r['steps_per_s']:.2f} steps/s  (mean of "
               f"{a.steps} steps after {a.warmup} warm-up; step {r['step_ms']:.2f} ms, fastest "
               f"{r['step_min_ms']:.2f} ms, median {r['step_median_ms']:.2f} ms)")

@@ -1,12 +1,19 @@
 #!/usr/bin/python3
-"""`make bench`: attnlab against its PyTorch peer on the reference configurations bench-r1 ..
-bench-r4, alternating the two programs, and a context-length scaling table for R1.
+"""`make bench`: attnlab against its PyTorch peer (bench/peer_pytorch.py) on the reference
+configurations and the shapes users train, alternating the programs, and a context-length
+scaling table for R1.
 
-Every (configuration, map, threads) cell runs attnlab and PyTorch --repeat times, alternating,
-and keeps the best tokens/s of each (the least disturbed run on a shared machine); the spread
-of the repeats is printed too. PyTorch runs in its default setup and, with 2 threads, also
-with OpenBLAS on one thread; both ratios are printed. Example:
-    /usr/bin/python3 bench/run_bench.py --attnlab build/attnlab [--all] [--json-out FILE]
+Every (configuration, map, threads) cell runs attnlab and the peer --repeat times (at least 3),
+alternating, and keeps the best tokens/s of each (the least disturbed run on a shared machine);
+the spread of the repeats is printed too. The peer is the plain float32 PyTorch model with
+torch, OpenMP and OpenBLAS set to the same thread count; with 2 threads it also runs with
+OpenBLAS on one thread, and the better of the two setups counts. --reference adds the float64
+reference model cast to float32 as a second peer row.
+
+The fraction of peak uses, per thread count, the best sgemm peak that any attnlab run of the
+session measured (each measures 3 rounds around its passes); where a run beat that peak or
+the peaks disagree by more than 10 %, it prints "noisy" instead of a fraction. Example:
+    /usr/bin/python3 bench/run_bench.py --attnlab build/attnlab --configs R1,R2 [--json-out FILE]
 """
 
 import argparse
@@ -18,16 +25,29 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.join(ROOT, "bench", "peer_pytorch.py")
-CONFIGS = [("R1", "bench-r1"), ("R2", "bench-r2"), ("R3", "bench-r3"), ("R4", "bench-r4")]
+# label, recipe, settings, what it is
+CONFIGS = [
+    ("R1", "bench-r1", [], "transformer, 2 layers, d 64, batch 64 x 64"),
+    ("R2", "bench-r2", [], "transformer, 4 layers, d 128, batch 32 x 128"),
+    ("R3", "bench-r3", [], "cisformer shaped as R1"),
+    ("R4", "bench-r4", [], "LSTM, 2 layers, hidden 128"),
+    # The task-switching transformer of ~1.5M parameters (the shape of iarc-paper-transformer).
+    ("TS", "iarc-quick", ["model.layers=4", "model.dim=176", "model.heads=4"],
+     "IARC transformer, 4 layers, d 176 (1.51M parameters), batch 32 x 64"),
+    # The byte-level text model (needs data/kjv.txt: `make corpus`).
+    ("TXT", "text-small", [], "text transformer, 4 layers, d 128, RoPE, batch 32 x 64"),
+]
+DEFAULT_CONFIGS = "R1,R2,R3,R4,TS,TXT"
 SCALING_T = [64, 128, 256, 512]
+NOISY_PEAK_SPREAD = 0.10
 
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_json(cmd):
-    out = subprocess.run(cmd, capture_output=True, text=True)
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"error: {' '.join(cmd)} failed:\n{out.stderr}")
     return json.loads(out.stdout)
@@ -41,87 +61,86 @@ def attention_maps(attnlab):
 
 
 def measure(a, recipe, settings, threads, steps, warmup):
-    """attnlab and PyTorch alternately, a.repeat times each; the best and all tokens/s.
-    PyTorch runs in its default setup (torch.set_num_threads(N), OpenBLAS on N threads)
-    and, with N > 1, also with OpenBLAS on one thread, which is faster here: its
-    threads and torch's OpenMP threads otherwise contend for the same cores."""
+    """attnlab and the peers alternately, a.repeat times each; the best and all tokens/s."""
     sets = [x for s in settings for x in ("--set", s)]
     common = ["--recipe", recipe, *sets, "--threads", str(threads), "--steps", str(steps), "--warmup",
               str(warmup), "--json"]
-    ours, peer, peer_blas1 = [], [], []
+    peer_cmd = [sys.executable, PEER, "--attnlab", a.attnlab, *common]
+    ours, peer, peer_blas1, ref = [], [], [], []
     for _ in range(a.repeat):
-        ours.append(run_json([a.attnlab, "bench", *common]))
-        peer.append(run_json([sys.executable, PEER, "--attnlab", a.attnlab, *common]))
+        ours.append(run_json([a.attnlab, "bench", "--peak-n", str(a.peak_n), *common]))
+        vocab = ["--vocab", str(ours[-1]["vocab"])]
+        peer.append(run_json(peer_cmd + vocab))
         if threads > 1:
-            peer_blas1.append(run_json([sys.executable, PEER, "--attnlab", a.attnlab, *common, "--blas-threads", "1"]))
+            peer_blas1.append(run_json(peer_cmd + vocab + ["--blas-threads", "1"]))
+        if a.reference:
+            ref.append(run_json(peer_cmd + vocab + ["--model", "reference"]))
     best = lambda rs: max(rs, key=lambda r: r["tokens_per_s"])  # noqa: E731
-    o, p = best(ours), best(peer)
-    p_best = best(peer + peer_blas1)
+    o, p = best(ours), best(peer + peer_blas1)
     if abs(o["flops_per_step"] - p["flops_per_step"]) > 1e-6 * o["flops_per_step"]:
         sys.exit(f"error: FLOP counts differ for {recipe} {settings}: attnlab {o['flops_per_step']}, "
                  f"peer {p['flops_per_step']}")
     spread = lambda rs: (max(r["tokens_per_s"] for r in rs) / min(r["tokens_per_s"] for r in rs) - 1)  # noqa: E731
-    return {"recipe": recipe, "settings": settings, "threads": threads, "attnlab": o, "pytorch": p,
-            "pytorch_best": p_best, "pytorch_best_setup": "OpenBLAS 1 thread" if p_best in peer_blas1 else "default",
-            "attnlab_runs": [r["tokens_per_s"] for r in ours], "pytorch_runs": [r["tokens_per_s"] for r in peer],
-            "pytorch_blas1_runs": [r["tokens_per_s"] for r in peer_blas1],
-            "attnlab_peaks": [r["peak_gflops"] for r in ours],
-            "attnlab_spread": spread(ours), "pytorch_spread": spread(peer),
-            "ratio": o["tokens_per_s"] / p["tokens_per_s"], "ratio_best": o["tokens_per_s"] / p_best["tokens_per_s"]}
+    row = {"recipe": recipe, "settings": settings, "threads": threads, "attnlab": o, "pytorch": p,
+           "pytorch_setup": f"OpenBLAS {p['blas_threads']} thread(s)",
+           "attnlab_runs": [r["tokens_per_s"] for r in ours], "pytorch_runs": [r["tokens_per_s"] for r in peer],
+           "pytorch_blas1_runs": [r["tokens_per_s"] for r in peer_blas1],
+           "attnlab_peaks": [g for r in ours for g in r["peak_round_gflops"]],
+           "attnlab_spread": spread(ours), "pytorch_spread": spread(peer + peer_blas1),
+           "ratio": o["tokens_per_s"] / p["tokens_per_s"]}
+    if ref:
+        row["reference"] = best(ref)
+        row["reference_runs"] = [r["tokens_per_s"] for r in ref]
+        row["ratio_reference"] = o["tokens_per_s"] / row["reference"]["tokens_per_s"]
+    return row
 
 
-def peak_by_threads(rows):
-    """The best sgemm peak attnlab measured at each thread count in this session: one
-    disturbed peak measurement must not inflate a cell's fraction of peak."""
-    peaks = {}
+def session_peaks(rows):
+    """Per thread count: the best sgemm peak of all rounds of all attnlab runs, and the spread
+    best / median round - 1 (the peak of one round can be lowered by other work, never raised)."""
+    rounds = {}
     for r in rows:
-        peaks[r["threads"]] = max(peaks.get(r["threads"], 0), *r["attnlab_peaks"])
-    return peaks
+        rounds.setdefault(r["threads"], []).extend(r["attnlab_peaks"])
+    out = {}
+    for t, g in rounds.items():
+        g = sorted(g)
+        out[t] = {"best": g[-1], "median": g[len(g) // 2], "spread": g[-1] / g[len(g) // 2] - 1, "rounds": len(g)}
+    return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--attnlab", default=os.path.join(ROOT, "build", "attnlab"))
-    ap.add_argument("--all", action="store_true", help="every attention map, not only softmax and cog")
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each program per cell")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--configs", default="R1,R2,R3,R4", help="subset of R1,R2,R3,R4")
-    ap.add_argument("--no-scaling", action="store_true", help="skip the context-length table")
-    ap.add_argument("--json-out", help="also write every measurement to this file")
-    a = ap.parse_args()
-    threads = [int(t) for t in a.threads.split(",")]
-    maps = attention_maps(a.attnlab) if a.all else ["softmax", "cog"]
-    wanted = a.configs.split(",")
+def fraction(gflops, peak):
+    """The fraction of peak as text, or why there is none."""
+    f = gflops / peak["best"]
+    if f > 1 or peak["spread"] > NOISY_PEAK_SPREAD:
+        return "noisy"
+    return f"{100 * f:.1f}%"
 
-    rows = []
-    for label, recipe in CONFIGS:
-        if label not in wanted:
-            continue
-        for m in ["-"] if recipe == "bench-r4" else maps:
-            for t in threads:
-                log(f"{label} {m} {t} threads ...")
-                r = measure(a, recipe, [] if m == "-" else [f"model.attention={m}"], t, a.steps, a.warmup)
-                r["label"], r["map"] = label, m
-                rows.append(r)
 
-    peaks = peak_by_threads(rows)
+def print_main_table(rows, peaks, a):
     print(f"\nattnlab vs PyTorch (best of {a.repeat} alternating runs each; {a.steps} timed steps after "
-          f"{a.warmup} warm-up; % peak: of the best sgemm peak measured at that thread count, "
-          + ", ".join(f"{t} threads {g:.0f} GFLOP/s" for t, g in sorted(peaks.items())) + ")")
-    print("PyTorch: its default setup; 'best': also with OpenBLAS on one thread (faster with 2 threads)")
+          f"{a.warmup} warm-up)")
+    print("sgemm peak (" + f"{a.peak_n}^3, best of all rounds of all attnlab runs; spread best/median): "
+          + ", ".join(f"{t} thread(s) {p['best']:.1f} GFLOP/s ({p['rounds']} rounds, spread {100 * p['spread']:.0f}%)"
+                      for t, p in sorted(peaks.items())))
+    print("PyTorch: plain float32 model, torch/OpenMP/OpenBLAS on N threads (with 2 threads also OpenBLAS "
+          "on 1; the better counts)")
+    ref = any("reference" in r for r in rows)
     head = (f"{'cfg':<4}{'map':<12}{'thr':>4}{'attnlab tok/s':>14}{'GFLOP/s':>9}{'% peak':>8}"
-            f"{'PyTorch tok/s':>14}{'best':>8}{'ratio':>8}{'vs best':>9}{'spread a/p':>12}")
+            f"{'PyTorch tok/s':>14}{'ratio':>8}" + (f"{'ref tok/s':>11}{'ratio':>8}" if ref else "")
+            + f"{'spread a/p':>12}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        o, p, pb = r["attnlab"], r["pytorch"], r["pytorch_best"]
-        print(f"{r['label']:<4}{r['map']:<12}{r['threads']:>4}{o['tokens_per_s']:>14.0f}{o['gflops']:>9.1f}"
-              f"{100 * o['gflops'] / peaks[r['threads']]:>7.1f}%{p['tokens_per_s']:>14.0f}{pb['tokens_per_s']:>8.0f}"
-              f"{r['ratio']:>7.2f}x{r['ratio_best']:>8.2f}x{100 * r['attnlab_spread']:>6.0f}%/{100 * r['pytorch_spread']:.0f}%")
+        o, p = r["attnlab"], r["pytorch"]
+        line = (f"{r['label']:<4}{r['map']:<12}{r['threads']:>4}{o['tokens_per_s']:>14.0f}{o['gflops']:>9.1f}"
+                f"{fraction(o['gflops'], peaks[r['threads']]):>8}{p['tokens_per_s']:>14.0f}{r['ratio']:>7.2f}x")
+        if ref:
+            line += (f"{r['reference']['tokens_per_s']:>11.0f}{r['ratio_reference']:>7.2f}x" if "reference" in r
+                     else " " * 19)
+        print(line + f"{100 * r['attnlab_spread']:>6.0f}%/{100 * r['pytorch_spread']:.0f}%")
 
-    # Thread scaling and the spread over maps, from the rows above.
+
+def print_derived(rows, threads, maps):
     def tps(label, m, t):
         return next((r["attnlab"]["tokens_per_s"] for r in rows
                      if r["label"] == label and r["map"] == m and r["threads"] == t), None)
@@ -133,35 +152,88 @@ def main():
                 print(f"  {r['label']} {r['map']:<11} {r['attnlab']['tokens_per_s'] / tps(r['label'], r['map'], lo):.2f}x")
     if len(maps) > 1:
         print("\nattnlab tokens/s of each map relative to softmax:")
-        for label, _ in CONFIGS:
+        for label, *_ in CONFIGS:
             for t in threads:
                 base = tps(label, "softmax", t)
                 if base:
                     rel = "  ".join(f"{m} {tps(label, m, t) / base:.2f}" for m in maps if tps(label, m, t))
                     print(f"  {label} {t} threads: {rel}")
+    print("\nmemory (attnlab, peak resident set against the analytic size of parameters, gradients, "
+          "moments and activations):")
+    for r in rows:
+        o = r["attnlab"]
+        analytic = (o["param_bytes"] + o["activation_bytes"]) / 2**20
+        print(f"  {r['label']} {r['map']:<11} {r['threads']} thr: {o['peak_rss_bytes'] / 2**20:.1f} MiB "
+              f"against {analytic:.1f} MiB ({o['params']} parameters)")
 
+
+def scaling_table(a, threads):
+    t = max(threads)
     scaling = []
-    if not a.no_scaling:
-        t = max(threads)
-        for T in SCALING_T:
-            log(f"scaling R1 T={T} ...")
-            steps = max(4, a.steps * 64 // T)
-            r = measure(a, "bench-r1", [f"train.context={T}"], t, steps, 2)
-            r["T"] = T
-            scaling.append(r)
-        print(f"\nR1 context scaling, batch 64, {t} threads (attention share: attnlab's profiled pass)")
-        head = (f"{'T':>5}{'attnlab tok/s':>15}{'GFLOP/s':>9}{'attention':>11}{'PyTorch tok/s':>15}"
-                f"{'best':>8}{'ratio':>8}{'vs best':>9}")
-        print(head)
-        print("-" * len(head))
-        for r in scaling:
-            o, p, pb = r["attnlab"], r["pytorch"], r["pytorch_best"]
-            print(f"{r['T']:>5}{o['tokens_per_s']:>15.0f}{o['gflops']:>9.1f}{100 * o['attention_share']:>10.1f}%"
-                  f"{p['tokens_per_s']:>15.0f}{pb['tokens_per_s']:>8.0f}{r['ratio']:>7.2f}x{r['ratio_best']:>8.2f}x")
+    for T in SCALING_T:
+        log(f"scaling R1 T={T} ...")
+        steps = max(4, a.steps * 64 // T)
+        r = measure(a, "bench-r1", [f"train.context={T}"], t, steps, 2)
+        r["T"] = T
+        scaling.append(r)
+    print(f"\nR1 context scaling, batch 64, {t} threads (attention share: attnlab's profiled pass)")
+    head = f"{'T':>5}{'attnlab tok/s':>15}{'GFLOP/s':>9}{'attention':>11}{'PyTorch tok/s':>15}{'ratio':>8}"
+    print(head)
+    print("-" * len(head))
+    for r in scaling:
+        o, p = r["attnlab"], r["pytorch"]
+        print(f"{r['T']:>5}{o['tokens_per_s']:>15.0f}{o['gflops']:>9.1f}{100 * o['attention_share']:>10.1f}%"
+              f"{p['tokens_per_s']:>15.0f}{r['ratio']:>7.2f}x")
+    return scaling
 
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--attnlab", default=os.path.join(ROOT, "build", "attnlab"))
+    ap.add_argument("--all", action="store_true", help="every attention map, not only softmax and cog")
+    ap.add_argument("--maps", help="comma-separated attention maps (default softmax,cog)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each program per cell (at least 3)")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--peak-n", type=int, default=2048, help="sgemm size of the peak")
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS,
+                    help="subset of " + ",".join(c[0] for c in CONFIGS))
+    ap.add_argument("--reference", action="store_true", help="also time the reference model cast to float32")
+    ap.add_argument("--scaling", action="store_true", help="add the context-length table (R1, T 64..512)")
+    ap.add_argument("--json-out", help="also write every measurement to this file")
+    a = ap.parse_args()
+    if a.repeat < 3:
+        sys.exit("error: --repeat must be at least 3 (best of 3 alternating runs each)")
+    threads = [int(t) for t in a.threads.split(",")]
+    maps = attention_maps(a.attnlab) if a.all else (a.maps.split(",") if a.maps else ["softmax", "cog"])
+    wanted = a.configs.split(",")
+    unknown = [w for w in wanted if w not in [c[0] for c in CONFIGS]]
+    if unknown:
+        sys.exit(f"error: unknown configuration(s) {unknown}; choose from {[c[0] for c in CONFIGS]}")
+
+    rows = []
+    for label, recipe, settings, _ in CONFIGS:
+        if label not in wanted:
+            continue
+        for m in ["-"] if recipe == "bench-r4" else maps:
+            for t in threads:
+                log(f"{label} {m} {t} threads ...")
+                r = measure(a, recipe, settings + ([] if m == "-" else [f"model.attention={m}"]), t, a.steps,
+                            a.warmup)
+                r["label"], r["map"] = label, m
+                rows.append(r)
+                if a.json_out:  # after every cell, so an interrupted session keeps what it measured
+                    with open(a.json_out, "w") as f:
+                        json.dump({"rows": rows}, f, indent=2)
+
+    peaks = session_peaks(rows)
+    print_main_table(rows, peaks, a)
+    print_derived(rows, threads, maps)
+    scaling = scaling_table(a, threads) if a.scaling else []
     if a.json_out:
         with open(a.json_out, "w") as f:
-            json.dump({"rows": rows, "scaling": scaling}, f, indent=2)
+            json.dump({"rows": rows, "peaks": peaks, "scaling": scaling}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ struct BenchArgs {
     int threads = 0;  // 0: the configuration's train.threads
     int steps = 30;
     int warmup = 3;
+    int peak_n = 2048;
     bool no_profile = false, json = false;
 };
 
@@ -35,7 +36,10 @@ void run(const BenchArgs& a) {
     if (a.threads < 0) throw Error(fmt::format("--threads = {} must be >= 1", a.threads));
     if (a.threads > 0) cfg.train.threads = a.threads;
     BenchOptions opt;
+    if (a.peak_n < 64 || a.peak_n > 8192)
+        throw Error(fmt::format("--peak-n = {} must lie in 64..8192", a.peak_n));
     opt.steps = a.steps, opt.warmup = a.warmup, opt.profile = !a.no_profile;
+    opt.peak_n = a.peak_n;
     const BenchResult r = run_bench(cfg, opt);
     fmt::print("{}", a.json ? bench_json(r) : format_bench(r));
 }
@@ -56,6 +60,8 @@ void add_bench_commands(CLI::App& app) {
                       "threads (default: the configuration's train.threads)");
     bench->add_option("--steps", a->steps, "timed training steps (default 30)");
     bench->add_option("--warmup", a->warmup, "untimed steps before timing (default 3)");
+    bench->add_option("--peak-n", a->peak_n,
+                      "size n of the n x n x n sgemm whose best rate is the peak (default 2048)");
     bench->add_flag("--no-profile", a->no_profile, "skip the second, profiled pass");
     bench->add_flag("--json", a->json, "print one JSON object");
     bench->callback([a] { run(*a); });

@@ -90,4 +90,33 @@ void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, in
     }
 }
 
+void activation_forward(Activation act, float* out, const float* inp, int rows, int F) {
+    switch (act) {
+        case Activation::gelu:
+            gelu_forward(out, inp, long(rows) * F);
+            break;
+        case Activation::relu:
+            relu_forward(out, inp, long(rows) * F);
+            break;
+        case Activation::swiglu:
+            swiglu_forward(out, inp, rows, F);
+            break;
+    }
+}
+
+void activation_backward(Activation act, float* dinp, const float* dout, const float* inp,
+                         int rows, int F, GradStore store) {
+    switch (act) {
+        case Activation::gelu:
+            gelu_backward(dinp, dout, inp, long(rows) * F, store);
+            break;
+        case Activation::relu:
+            relu_backward(dinp, dout, inp, long(rows) * F, store);
+            break;
+        case Activation::swiglu:
+            swiglu_backward(dinp, dout, inp, rows, F, store);
+            break;
+    }
+}
+
 }  // namespace attnlab

@@ -21,4 +21,10 @@ void swiglu_forward(float* out, const float* inp, int N, int F);
 void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int F,
                      GradStore store = GradStore::add);
 
+// Any of the three on `rows` rows whose output has F columns (the input has F, or 2F for
+// swiglu): the dispatch the FFN and the fused linear epilogues share.
+void activation_forward(Activation act, float* out, const float* inp, int rows, int F);
+void activation_backward(Activation act, float* dinp, const float* dout, const float* inp,
+                         int rows, int F, GradStore store);
+
 }  // namespace attnlab

@@ -33,6 +33,11 @@ void add_bias(float* out, const float* bias, int rows, int OC, int ld) {
     }
 }
 
+void add_rows(float* out, const float* residual, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] += residual[i];
+}
+
 // dbias[c] += sum_n dout[n, c] for c in [c0, c1): rows in order into local sums
 // (of at most kOutBlock channels), added into dbias once.
 void sum_rows(float* dbias, const float* dout, int N, int c0, int c1, int ld) {
@@ -51,20 +56,25 @@ void sum_rows(float* dbias, const float* dout, int N, int c0, int c1, int ld) {
 }  // namespace
 
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
-                    int IC, int OC) {
+                    int IC, int OC, const LinearEpilogue& ep) {
     const ProfileScope prof(KernelFamily::matmul);
+    const int act_width = ep.act == Activation::swiglu ? OC / 2 : OC;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < blocks(N, kRowBlock); blk++) {
-        // out = inp @ weight^T (+ bias) for rows [n0, n0 + rows)
+        // out = inp @ weight^T (+ bias) (+ residual) for rows [n0, n0 + rows)
         const int n0 = blk * kRowBlock, rows = std::min(kRowBlock, N - n0);
         float* o = out + size_t(n0) * OC;
         gemm(false, true, rows, OC, IC, 1.0f, inp + size_t(n0) * IC, IC, weight, IC, 0.0f, o, OC);
         if (bias) add_bias(o, bias, rows, OC, OC);
+        if (ep.residual) add_rows(o, ep.residual + size_t(n0) * OC, size_t(rows) * OC);
+        if (ep.act_out)  // act_out = act(out), the block still in cache
+            activation_forward(ep.act, ep.act_out + size_t(n0) * act_width, o, rows, act_width);
     }
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int N, int IC, int OC, GradStore store) {
+                     const float* weight, int N, int IC, int OC, GradStore store,
+                     const ActivationGrad& ag) {
     const ProfileScope prof(KernelFamily::matmul);
     const float beta = store == GradStore::add ? 1.0f : 0.0f;
     // forward: out = inp @ weight^T + bias. One list of independent tasks: the
@@ -83,6 +93,12 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
             const int n0 = (task - weight_tasks) * kRowBlock, rows = std::min(kRowBlock, N - n0);
             gemm(false, false, rows, IC, OC, 1.0f, dout + size_t(n0) * OC, OC, weight, IC, beta,
                  dinp + size_t(n0) * IC, IC);
+            if (ag.pre) {  // the layer's input was act(pre): dpre = act'(pre) dinp, in cache
+                const int pre_width = ag.act == Activation::swiglu ? 2 * IC : IC;
+                activation_backward(ag.act, ag.dpre + size_t(n0) * pre_width,
+                                    dinp + size_t(n0) * IC, ag.pre + size_t(n0) * pre_width, rows,
+                                    IC, GradStore::overwrite);
+            }
         }
     }
 }

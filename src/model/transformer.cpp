@@ -24,6 +24,13 @@ namespace attnlab {
 
 namespace {
 
+// Residual add out = a + b (out may be a or b).
+static void add_into(float* out, const float* a, const float* b, size_t n) {
+    const ProfileScope prof(KernelFamily::embedding);
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
 // A linear map's place in the arena; per_pos: one (W, b) per position (cisformer);
 // rank > 0: a shared (W, b) plus the position-specific low-rank U(t) V(t) (the
 // parameter-matched cisformer), whose activation h and gradient scratch dh are set
@@ -34,24 +41,35 @@ struct LinearRef {
     bool per_pos = false;
     float *h = nullptr, *dh = nullptr;
 
-    void forward(float* out_, const float* inp, const float* P, int B, int T) const {
+    // The shared map fuses the epilogue into its row blocks; the per-position and
+    // low-rank ones run it as passes of their own, after their full output.
+    void forward(float* out_, const float* inp, const float* P, int B, int T,
+                 const LinearEpilogue& ep = {}) const {
+        if (!per_pos && !rank) return linear_forward(out_, inp, P + w, P + b, B * T, in, out, ep);
         if (per_pos) {
             linear_pos_forward(out_, inp, P + w, P + b, B, T, in, out);
-            return;
+        } else {
+            linear_forward(out_, inp, P + w, P + b, B * T, in, out);
+            linear_lowrank_pos_forward(out_, h, inp, P + u, P + v, B, T, in, out, rank);
         }
-        linear_forward(out_, inp, P + w, P + b, B * T, in, out);
-        if (rank) linear_lowrank_pos_forward(out_, h, inp, P + u, P + v, B, T, in, out, rank);
+        if (ep.residual) add_into(out_, ep.residual, out_, size_t(B) * T * out);
+        if (ep.act_out)
+            activation_forward(ep.act, ep.act_out, out_, B * T,
+                               ep.act == Activation::swiglu ? out / 2 : out);
     }
     void backward(float* dinp, float* G, const float* dout, const float* inp, const float* P, int B,
-                  int T, GradStore store) const {
+                  int T, GradStore store, const ActivationGrad& ag = {}) const {
+        if (!per_pos && !rank)
+            return linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store, ag);
         if (per_pos) {
             linear_pos_backward(dinp, G + w, G + b, dout, inp, P + w, B, T, in, out, store);
-            return;
-        }
-        linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store);
-        if (rank)
+        } else {
+            linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store);
             linear_lowrank_pos_backward(dinp, G + u, G + v, dh, dout, h, inp, P + u, P + v, B, T,
                                         in, out, rank);
+        }
+        if (ag.pre)
+            activation_backward(ag.act, ag.dpre, dinp, ag.pre, B * T, in, GradStore::overwrite);
     }
 };
 
@@ -91,12 +109,6 @@ struct Grads {
     float* lowrank_dh;  // dL/dh of the low-rank map being undone (nullptr without them)
 };
 
-// Residual add out = a + b (out may be a or b).
-static void add_into(float* out, const float* a, const float* b, size_t n) {
-    const ProfileScope prof(KernelFamily::embedding);
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
 
 class Transformer final : public Model {
   public:
@@ -289,34 +301,9 @@ class Transformer final : public Model {
         else
             rmsnorm_backward(dinp, G + n.w, dout, inp, P + n.w, rstd, N, cfg_.dim, store);
     }
-    void act_forward(float* out, const float* inp, int N) const {
-        const long n = long(N) * ffn_width();
-        switch (cfg_.ffn_act) {
-            case Activation::gelu:
-                gelu_forward(out, inp, n);
-                break;
-            case Activation::relu:
-                relu_forward(out, inp, n);
-                break;
-            case Activation::swiglu:
-                swiglu_forward(out, inp, N, ffn_width());
-                break;
-        }
-    }
-    void act_backward(float* dinp, const float* dout, const float* inp, int N) const {
-        const long n = long(N) * ffn_width();
-        const GradStore w = GradStore::overwrite;
-        switch (cfg_.ffn_act) {
-            case Activation::gelu:
-                gelu_backward(dinp, dout, inp, n, w);
-                break;
-            case Activation::relu:
-                relu_backward(dinp, dout, inp, n, w);
-                break;
-            case Activation::swiglu:
-                swiglu_backward(dinp, dout, inp, N, ffn_width(), w);
-                break;
-        }
+    // The FFN's activation fca = act(fch), undone inside ffn_proj's backward: d.fch.
+    ActivationGrad act_grad(const LayerActs& a) const {
+        return {.act = cfg_.ffn_act, .pre = a.fch, .dpre = d_.fch};
     }
     size_t layer_offset(int l) const {
         return size_t(l) * max_batch_ * cfg_.heads * cfg_.context * cfg_.context;
@@ -351,7 +338,6 @@ class Transformer final : public Model {
 LossResult Transformer::forward(const Batch& batch) {
     check_batch(batch);
     const int B = batch.B, T = batch.T, N = B * T, C = cfg_.dim;
-    const size_t NC = size_t(N) * C;
     const float* P = params_.data();
     const AttentionShape sh{B, T, C, cfg_.heads};
     const bool pre = cfg_.norm_position == NormPosition::pre;
@@ -372,22 +358,18 @@ LossResult Transformer::forward(const Batch& batch) {
             rope_forward(a.qkvr, a.qkv, rope_cos_.data(), rope_sin_.data(), B, T, C, cfg_.heads);
         attention_forward(a.att, layer_scores(l), layer_weights(l), scratch_.data(), a.qkvr, r.map,
                           alibi_.empty() ? nullptr : alibi_.data(), sh);
-        r.proj.forward(a.res1, a.att, P, B, T);
-        add_into(a.res1, x, a.res1, NC);
+        r.proj.forward(a.res1, a.att, P, B, T, {.residual = x});
         // FFN: pre: xo = res1 + ffn(norm2(res1));  post: res2 = n1 + ffn(n1), xo = norm2(res2)
         const float* ffn_in = pre ? a.n2 : a.n1;
         if (pre)
             norm_forward(r.norm2, a.n2, a.mean2, a.rstd2, a.res1, N);
         else
             norm_forward(r.norm1, a.n1, a.mean1, a.rstd1, a.res1, N);
-        r.fc.forward(a.fch, ffn_in, P, B, T);
-        act_forward(a.fca, a.fch, N);
+        r.fc.forward(a.fch, ffn_in, P, B, T, {.act_out = a.fca, .act = cfg_.ffn_act});  // fca = act(fch)
         if (pre) {
-            r.ffn_proj.forward(xo, a.fca, P, B, T);
-            add_into(xo, a.res1, xo, NC);
+            r.ffn_proj.forward(xo, a.fca, P, B, T, {.residual = a.res1});
         } else {
-            r.ffn_proj.forward(a.res2, a.fca, P, B, T);
-            add_into(a.res2, a.n1, a.res2, NC);
+            r.ffn_proj.forward(a.res2, a.fca, P, B, T, {.residual = a.n1});
             norm_forward(r.norm2, xo, a.mean2, a.rstd2, a.res2, N);
         }
     }
@@ -420,15 +402,13 @@ void Transformer::backward(const Batch& batch) {
         // FFN, reversed; d.resid holds dL/dxo
         if (pre) {
             // xo = res1 + ffn_proj(act(fc(n2))), n2 = norm2(res1): d.resid becomes dL/dres1
-            r.ffn_proj.backward(d.fca, G, d.resid, a.fca, P, B, T, write);
-            act_backward(d.fch, d.fca, a.fch, N);
+            r.ffn_proj.backward(d.fca, G, d.resid, a.fca, P, B, T, write, act_grad(a));
             r.fc.backward(d.n, G, d.fch, a.n2, P, B, T, write);
             norm_backward(r.norm2, d.resid, d.n, a.res1, a.mean2, a.rstd2, N, add);
         } else {
             // xo = norm2(res2), res2 = n1 + ffn_proj(act(fc(n1))), n1 = norm1(res1)
             norm_backward(r.norm2, d.resid2, d.resid, a.res2, a.mean2, a.rstd2, N, write);
-            r.ffn_proj.backward(d.fca, G, d.resid2, a.fca, P, B, T, write);
-            act_backward(d.fch, d.fca, a.fch, N);
+            r.ffn_proj.backward(d.fca, G, d.resid2, a.fca, P, B, T, write, act_grad(a));
             r.fc.backward(d.resid2, G, d.fch, a.n1, P, B, T, add);  // d.resid2 becomes dL/dn1
             norm_backward(r.norm1, d.resid, d.resid2, a.res1, a.mean1, a.rstd1, N, write);
         }

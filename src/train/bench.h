@@ -3,7 +3,9 @@
 // and peak memory against the analytic size (docs/performance.md).
 #pragma once
 #include <array>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/profile.h"
 #include "model/config.h"
@@ -15,7 +17,8 @@ struct BenchOptions {
     int steps = 30;       // timed training steps
     int warmup = 3;       // untimed steps first (page faults, caches, OpenMP/BLAS start-up)
     bool profile = true;  // a second pass of `steps` steps with the kernel-family timer on
-    int peak_n = 1024;    // the sgemm peak is timed on n x n x n
+    int peak_n = 2048;    // the sgemm peak is timed on n x n x n
+    int peak_rounds = 3;  // peak measurements: before the warm-up, between the passes, at the end
 };
 
 // Matmul FLOPs of one training step (forward + backward) of B windows of length T,
@@ -29,12 +32,25 @@ struct FlopCount {
 };
 FlopCount training_flops(const ModelConfig& cfg, int B, int T);
 
-// Best GFLOP/s of a row-major sgemm n x n x n through gemm() with the current threads.
-double measure_sgemm_gflops(int n);
+// GFLOP/s of each of at least `reps` row-major sgemm n x n x n calls through gemm()
+// with the current threads (after one untimed call), and more while under 0.5 s.
+std::vector<double> measure_sgemm_gflops(int n, int reps = 5);
+
+// The sgemm peak of a run: the best of several rounds of calls spread over the run,
+// and how far the rounds' bests disagree. A shared machine lowers some rounds; when
+// the rounds disagree by more than kPeakMaxSpread, or the run itself beat the peak,
+// the peak is not stable and no fraction of it is reported.
+struct SgemmPeak {
+    double best = 0;                 // GFLOP/s, best call of all rounds
+    std::vector<double> round_best;  // best call of each round
+    int calls = 0;
+    double spread() const;  // best / (worst round's best) - 1
+};
+inline constexpr double kPeakMaxSpread = 0.10;
 
 struct BenchResult {
     std::string description;  // model and data shape in words
-    int threads = 0, batch = 0, context = 0;
+    int threads = 0, batch = 0, context = 0, vocab = 0;
     int steps = 0, warmup = 0;
     double step_s = 0;      // mean wall time of a timed step
     double step_min_s = 0;  // fastest timed step
@@ -43,18 +59,28 @@ struct BenchResult {
     double steps_per_s = 0;
     FlopCount flops;           // per step
     double gflops = 0;         // flops.total() / step_s / 1e9
-    double peak_gflops = 0;    // measured sgemm peak, same threads
-    double peak_fraction = 0;  // gflops / peak_gflops
+    int peak_n = 0;            // the peak's sgemm size
+    SgemmPeak peak;            // measured sgemm peak, same threads
+    // gflops / peak.best when the peak is stable and the fraction at most 1; else empty,
+    // and peak_note says why (the machine was too noisy for a stable figure).
+    std::optional<double> peak_fraction;
+    std::string peak_note;
     bool profiled = false;
     // Seconds per step by kernel family (thread 0 of the profiled pass), and what
     // the families do not cover (zeroing gradients, the step loop, waiting).
     std::array<double, kKernelFamilies> family_s{};
     double other_s = 0;
     double profiled_step_s = 0;   // mean step of the profiled pass
-    size_t peak_rss_bytes = 0;    // getrusage max resident set of the process
+    size_t peak_rss_bytes = 0;    // resident-set high-water mark of warm-up and timed pass
+    size_t params = 0;            // number of parameters
     size_t param_bytes = 0;       // parameters + gradients + two AdamW moments
     size_t activation_bytes = 0;  // activations, their gradients and attention buffers
 };
+
+// Sets r.peak_fraction = r.gflops / r.peak.best, or leaves it empty with r.peak_note
+// saying why: the rounds of the peak disagree by more than kPeakMaxSpread, or the run
+// beat the peak (a fraction above 1 means the peak was measured in a disturbed moment).
+void judge_peak(BenchResult& r);
 
 // Builds the task, model and optimizer of cfg (train.threads threads, 0 = all cores)
 // and times training steps exactly as `attnlab train` runs them.
