@@ -9,7 +9,8 @@ PACKAGES := g++ make cmake pkg-config libopenblas-openmp-dev libcli11-dev libtom
             nlohmann-json3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
             python3 python3-torch python3-numpy python3-pytest bible-kjv \
             openmpi-bin libopenmpi-dev slurm-wlm munge \
-            zlib1g-dev libpng-dev dataset-fashion-mnist
+            zlib1g-dev libpng-dev dataset-fashion-mnist \
+            clang-14 libclang-rt-14-dev libomp-14-dev
 
 all: build
 
@@ -75,4 +76,43 @@ $(addprefix exp-,$(EXPERIMENTS)): exp-%: build
 	$(BUILD)/attnlab report runs/exp-$*
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz build-asan
+
+# Robustness (README "Failure behaviour"). `make fuzz`: the libFuzzer harnesses of fuzz/
+# (safetensors reader, configuration, grid reader, `task sample` command line), built with
+# clang, ASan and UBSan in build-fuzz/, each run for FUZZ_SECONDS from its seed corpus
+# fuzz/corpus/<name> after replaying fuzz/regressions/<name>; any finding fails, and the
+# input that caused it is left in build-fuzz/findings/<name>/.
+# `make test-asan`: the ctest suite built with ASan and UBSan (g++) in build-asan/.
+FUZZ_SECONDS ?= 45
+FUZZERS := fuzz_safetensors fuzz_config fuzz_grid fuzz_task_cli
+CCACHE := $(shell command -v ccache 2>/dev/null)
+LAUNCHER := $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ASAN_CTEST_ARGS ?=
+.PHONY: fuzz fuzz-build test-asan
+
+fuzz-build: deps corpus
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DATTNLAB_FUZZ=ON $(LAUNCHER) -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link $(SANITIZE)" > /dev/null
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZERS)
+
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do \
+	  mkdir -p build-fuzz/corpus/$$f build-fuzz/findings/$$f; \
+	  if [ -n "$$(ls fuzz/regressions/$$f 2>/dev/null)" ]; then \
+	    build-fuzz/$$f fuzz/regressions/$$f/* > build-fuzz/$$f.log 2>&1 \
+	      || { tail -40 build-fuzz/$$f.log; echo "fuzz: $$f fails on a regression input"; exit 1; }; \
+	  fi; \
+	  build-fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -max_len=4096 \
+	    -artifact_prefix=build-fuzz/findings/$$f/ -print_final_stats=1 \
+	    build-fuzz/corpus/$$f fuzz/corpus/$$f > build-fuzz/$$f.log 2>&1 \
+	    || { tail -60 build-fuzz/$$f.log; echo "fuzz: $$f found a problem; see build-fuzz/findings/$$f/"; exit 1; }; \
+	  echo "fuzz: $$f clean, $$(grep -h '^stat::number_of_executed_units' build-fuzz/$$f.log | awk '{print $$2}') inputs in $(FUZZ_SECONDS) s"; \
+	done
+
+test-asan: deps corpus
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo $(LAUNCHER) \
+	  -DCMAKE_CXX_FLAGS="$(SANITIZE)" > /dev/null
+	cmake --build build-asan -j $(JOBS) --target attnlab attnlab_tests
+	cd build-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest -j $(JOBS) --output-on-failure $(ASAN_CTEST_ARGS)
