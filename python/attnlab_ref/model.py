@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from .io import CheckpointError, read_json_metadata, read_safetensors
 
-ATTENTION_MAPS = ("softmax", "expressive", "quadratic", "cog", "extensive", "sigmoid")
 POSITIONAL = ("learned", "sinusoidal", "rope", "alibi", "none")
 FFN_ACTS = ("gelu", "relu", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
@@ -105,7 +104,7 @@ class ModelConfig:
             ffn_mult=positive_int("ffn_mult"), ffn_act=choice("ffn_act", FFN_ACTS),
             norm=choice("norm", NORMS), norm_position=choice("norm_position", NORM_POSITIONS),
             pos=choice("pos", POSITIONAL),
-            attention=names("attention", ATTENTION_MAPS, None if arch in ("lstm", "mlp") else layers),
+            attention=names("attention", ATTENTION_MAP_DEFS, None if arch in ("lstm", "mlp") else layers),
             cis_maps=names("cis_maps", CIS_MAPS), cis_rank=int(obj.get("cis_rank", 0)),
             window=int(obj.get("window", 0)), hidden=int(obj.get("hidden", 0)))
         if arch in ("lstm", "mlp"):
@@ -151,26 +150,56 @@ def _masked_softmax(a, mask):
     return e / e.sum(dim=-1, keepdim=True)
 
 
+def exp_normalised(f, signed=False):
+    """w = c * softmax(f(s)) over the visible keys, c = sign(s) if `signed` else 1."""
+    def weights(s, mask, window):
+        p = _masked_softmax(f(s), mask)
+        return torch.where(mask, torch.sign(s), torch.zeros((), dtype=s.dtype)) * p if signed else p
+    return weights
+
+
+def ratio(f, eps):
+    """w = f(s) / (eps + sum of f(s) over the visible keys), f >= 0."""
+    def weights(s, mask, window):
+        fs = torch.where(mask, f(s), torch.zeros((), dtype=s.dtype))
+        return fs / (eps + fs.sum(dim=-1, keepdim=True))
+    return weights
+
+
+def elementwise(w):
+    """w_ij = w(s_ij, T) on the visible keys, 0 elsewhere (not normalised)."""
+    def weights(s, mask, window):
+        return torch.where(mask, w(s, window), torch.zeros((), dtype=s.dtype))
+    return weights
+
+
+# One entry per attention map (MODELS.md table): name -> weights(s, mask, window). The
+# derivatives come from autograd; the engine's hand-written ones are checked against them.
+# torch.sign(0) = 0, as the spec asks for cog.
+ATTENTION_MAP_DEFS = {
+    "softmax": exp_normalised(lambda s: s),
+    "expressive": exp_normalised(lambda s: s * s),
+    "quadratic": ratio(lambda s: s * s, QUADRATIC_EPS),
+    "cog": exp_normalised(torch.abs, signed=True),
+    "extensive": elementwise(lambda s, T: s * s / (1 + s * s)),
+    "sigmoid": elementwise(lambda s, T: torch.sigmoid(s - math.log(T))),
+}
+ATTENTION_MAPS = tuple(ATTENTION_MAP_DEFS)  # the engine's built-in maps
+
+
+def register_attention_map(name, weights):
+    """Adds a map (e.g. elementwise(lambda s, T: torch.exp(-s * s))) under a new name."""
+    if name in ATTENTION_MAP_DEFS:
+        raise ValueError(f"attention map {name!r} is already defined")
+    ATTENTION_MAP_DEFS[name] = weights
+
+
 def attention_weights(s, mask, name, window):
     """Weights w (..., T, T) from scores s (..., T, T) for map `name` (MODELS.md table).
     mask: (T, T) bool of visible keys; window: the current window length T (sigmoid's -ln T)."""
-    zero = torch.zeros((), dtype=s.dtype)
-    if name == "softmax":
-        return _masked_softmax(s, mask)
-    if name == "expressive":
-        return _masked_softmax(s * s, mask)
-    if name == "cog":
-        # sign(s) * exp(|s|) / sum exp(|s|); torch.sign(0) = 0 as the spec asks.
-        return torch.where(mask, torch.sign(s), zero) * _masked_softmax(s.abs(), mask)
-    if name == "quadratic":
-        sq = torch.where(mask, s * s, zero)
-        return sq / (QUADRATIC_EPS + sq.sum(dim=-1, keepdim=True))
-    if name == "extensive":
-        sq = s * s
-        return torch.where(mask, sq / (1 + sq), zero)
-    if name == "sigmoid":
-        return torch.where(mask, torch.sigmoid(s - math.log(window)), zero)
-    raise ValueError(f"unknown attention map {name!r}; valid: {list(ATTENTION_MAPS)}")
+    if name not in ATTENTION_MAP_DEFS:
+        raise ValueError(f"unknown attention map {name!r}; valid: {list(ATTENTION_MAP_DEFS)}")
+    return ATTENTION_MAP_DEFS[name](s, mask, window)
 
 
 def alibi_slopes(H):

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/golden.h"
+
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -151,11 +153,10 @@ void write_case(const std::string& dir, const Case& cs) {
     w.write(dir + "/golden.safetensors");
 }
 
-// The attention kernel alone, for every map, causal and bidirectional, with and
-// without ALiBi: qkv and dL/dout in, out, the weights and dL/dqkv out, one file
-// (attention.safetensors, tensors named <map>.<causal|bidirectional>.<plain|alibi>.*).
+}  // namespace
+
 // T = 21 and hs = 8 leave a partial row block and padded vectors.
-void write_attention_kernels(const std::string& path) {
+void write_attention_golden(const std::string& path, const std::vector<AttnMap>& maps) {
     const AttentionShape base{2, 21, 16, 2};
     const int B = base.B, T = base.T, C = base.C, H = base.H;
     const size_t nqkv = size_t(B) * T * 3 * C, nout = size_t(B) * T * C,
@@ -165,7 +166,7 @@ void write_attention_kernels(const std::string& path) {
     alibi_slopes(slopes.data(), H);
     SafeTensorsWriter w;
     Rng rng(31);
-    for (const auto& m : all_attention_maps())
+    for (AttnMap map : maps)
         for (bool causal : {true, false})
             for (bool alibi : {false, true}) {
                 AttentionShape sh = base;
@@ -175,10 +176,10 @@ void write_attention_kernels(const std::string& path) {
                 for (auto& x : qkv) x = float(0.8 * rng.normal());
                 for (auto& x : dout) x = float(rng.normal());
                 attention_forward(out.data(), s.data(), wt.data(), scratch.data(), qkv.data(),
-                                  m.map, alibi ? slopes.data() : nullptr, sh);
+                                  map, alibi ? slopes.data() : nullptr, sh);
                 attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), s.data(),
-                                   wt.data(), m.map, sh, GradStore::overwrite);
-                const std::string p = std::string(m.name) + (causal ? ".causal" : ".bidirectional") +
+                                   wt.data(), map, sh, GradStore::overwrite);
+                const std::string p = std::string(map.info().name) + (causal ? ".causal" : ".bidirectional") +
                                       (alibi ? ".alibi." : ".plain.");
                 w.add_f32(p + "qkv", {B, T, 3 * C}, qkv.data());
                 w.add_f32(p + "dout", {B, T, C}, dout.data());
@@ -191,6 +192,8 @@ void write_attention_kernels(const std::string& path) {
     w.set_metadata("heads", std::to_string(H));
     w.write(path);
 }
+
+namespace {
 
 void make_dir(const std::string& dir) {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
@@ -213,7 +216,9 @@ void cmd_golden(const std::string& out_dir) {
         write_case(out_dir + "/" + cs.name, cs);
         written++;
     }
-    write_attention_kernels(out_dir + "/attention.safetensors");
+    std::vector<AttnMap> maps;
+    for (const auto& m : all_attention_maps()) maps.push_back(m.map);
+    write_attention_golden(out_dir + "/attention.safetensors", maps);
     fmt::print("wrote {} golden cases and attention.safetensors to {}\n", written, out_dir);
 }
 

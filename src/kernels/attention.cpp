@@ -1,8 +1,8 @@
-// Attention maps (forward and backward rules from MODELS.md) and the fused
-// multi-head causal attention kernel. Per (batch, head) and block of kRows query
-// rows: the scores of the block over the causal prefix (a register-blocked
-// product with the keys transposed), the map on the block's rows, then the
-// weighted sum of values; nothing right of the diagonal block is computed.
+// The fused multi-head attention kernel (causal or bidirectional). Per (batch,
+// head) and block of kRows query rows: the scores of the block over the keys it
+// sees (a register-blocked product with the keys transposed), the map's block
+// kernel (attention_map.h) on the block's rows, then the weighted sum of values;
+// causal, nothing right of the diagonal block is computed.
 // Backward runs the same blocks. Work is split over (batch, head) pairs, each
 // summed in a fixed order, so results do not depend on the thread count.
 #include "kernels/attention.h"
@@ -19,203 +19,13 @@
 
 namespace attnlab {
 
-const std::vector<AttnMapInfo>& all_attention_maps() {
-    static const std::vector<AttnMapInfo> maps = {
-        {AttnMap::softmax, "softmax", "exp(s_ij) / sum_l exp(s_il)", true,
-         "dot-product attention (DPA)"},
-        {AttnMap::expressive, "expressive", "exp(s_ij^2) / sum_l exp(s_il^2)", true,
-         "expressive attention (EA), Gros"},
-        {AttnMap::quadratic, "quadratic", "s_ij^2 / (1e-6 + sum_l s_il^2)", true,
-         "(QK)^2 without exp: the other reading of EA"},
-        {AttnMap::cog, "cog", "sign(s_ij) exp(|s_ij|) / sum_l exp(|s_il|)", true,
-         "Cog attention, Lv et al."},
-        {AttnMap::extensive, "extensive", "s_ij^2 / (1 + s_ij^2)", false,
-         "attnlab's own definition (not normalised over keys)"},
-        {AttnMap::sigmoid, "sigmoid", "1 / (1 + exp(-(s_ij - ln T)))", false,
-         "sigmoid attention with bias -ln T"},
-    };
-    return maps;
-}
-
-const AttnMapInfo& attention_map_info(AttnMap map) {
-    for (const auto& m : all_attention_maps())
-        if (m.map == map) return m;
-    return all_attention_maps().front();
-}
-
-std::optional<AttnMap> attention_map_from_name(std::string_view name) {
-    for (const auto& m : all_attention_maps())
-        if (name == m.name) return m.map;
-    return std::nullopt;
-}
-
-std::string attention_map_names() {
-    std::string s;
-    for (const auto& m : all_attention_maps()) s += (s.empty() ? "" : ", ") + std::string(m.name);
-    return s;
-}
-
-static constexpr float kQuadraticEps = 1e-6f;
-
-bool attention_map_needs_scores(AttnMap map) {
-    return map == AttnMap::expressive || map == AttnMap::quadratic || map == AttnMap::extensive;
-}
-
-namespace {
-
-// Rows are processed in 16-lane chunks over [0, cap), cap >= n; lanes j >= n are
-// masked off (their weights and score gradients are 0). Chunks inside cap are
-// loaded and stored directly, a last partial one through a zero-padded copy.
-inline Vec16 load_chunk(const float* p, int j0, int cap) {
-    if (j0 + kLanes <= cap) return load16(p + j0);
-    float t[kLanes] = {};
-    std::memcpy(t, p + j0, sizeof(float) * size_t(cap - j0));
-    return load16(t);
-}
-inline void store_chunk(float* p, int j0, int cap, Vec16 v) {
-    if (j0 + kLanes <= cap) return store16(p + j0, v);
-    float t[kLanes];
-    store16(t, v);
-    std::memcpy(p + j0, t, sizeof(float) * size_t(cap - j0));
-}
-inline Vec16 valid(Vec16 v, int j0, int n) {
-    return lane_index(j0) < float(n) ? v : splat(0.0f);
-}
-
-// Family softmax/expressive/cog: w = c p, p = softmax(f(s)); f = s, s^2, |s|; c = 1, 1, sign(s).
-inline Vec16 family_f(AttnMap map, Vec16 s) {
-    return map == AttnMap::softmax ? s : map == AttnMap::expressive ? s * s : vabs(s);
-}
-
-// Block rows r = 0..R-1: w_r = w + r ld, s_r = s + r ld, row r has n0 + r dn valid
-// lanes of its chunks over [0, cap) (dn = 1 causal, 0 bidirectional). Writes each row's weights up to a common factor,
-// w_r = scale[r] * (what is stored), so the normalisation can ride on a later pass
-// (softmax family: exp(f(s) - max) times c, scale 1 / sum; quadratic: s^2, scale
-// 1 / (eps + sum); others: scale 1). The rows are interleaved chunk by chunk, so
-// the dependency chains of their sums and maxima overlap.
-template <int R>
-void map_forward(AttnMap map, float* w, float* scale, const float* s, size_t ld, int n0, int dn,
-                 int cap, float log_T) {
-    auto sv = [&](int r, int j0) { return load_chunk(s + r * ld, j0, cap); };
-    auto put = [&](int r, int j0, Vec16 v) {
-        store_chunk(w + r * ld, j0, cap, valid(v, j0, n0 + r * dn));
-    };
-    for (int r = 0; r < R; r++) scale[r] = 1.0f;
-    switch (map) {
-        case AttnMap::softmax:
-        case AttnMap::expressive:
-        case AttnMap::cog: {
-            Vec16 m[R], z[R];
-            for (int r = 0; r < R; r++) m[r] = splat(-INFINITY), z[r] = splat(0.0f);
-            for (int j0 = 0; j0 < cap; j0 += kLanes)
-                for (int r = 0; r < R; r++)
-                    m[r] = vmax(m[r], lane_index(j0) < float(n0 + r * dn) ? family_f(map, sv(r, j0))
-                                                                     : splat(-INFINITY));
-            for (int r = 0; r < R; r++) m[r] = max_lanes(m[r]);
-            for (int j0 = 0; j0 < cap; j0 += kLanes)
-                for (int r = 0; r < R; r++) {
-                    const Vec16 e = valid(fast_exp(family_f(map, sv(r, j0)) - m[r]), j0, n0 + r * dn);
-                    z[r] += e;
-                    store_chunk(w + r * ld, j0, cap,
-                                map == AttnMap::cog ? e * vsign(sv(r, j0)) : e);
-                }
-            for (int r = 0; r < R; r++) scale[r] = 1.0f / sum_lanes(z[r])[0];
-            break;
-        }
-        case AttnMap::quadratic: {
-            Vec16 z[R];
-            for (int r = 0; r < R; r++) z[r] = splat(0.0f);
-            for (int j0 = 0; j0 < cap; j0 += kLanes)
-                for (int r = 0; r < R; r++) {
-                    const Vec16 sq = valid(sv(r, j0) * sv(r, j0), j0, n0 + r * dn);
-                    z[r] += sq;
-                    store_chunk(w + r * ld, j0, cap, sq);
-                }
-            for (int r = 0; r < R; r++) scale[r] = 1.0f / (kQuadraticEps + sum_lanes(z[r])[0]);
-            break;
-        }
-        case AttnMap::extensive:
-            for (int j0 = 0; j0 < cap; j0 += kLanes)
-                for (int r = 0; r < R; r++) {
-                    const Vec16 sq = sv(r, j0) * sv(r, j0);
-                    put(r, j0, sq / (1.0f + sq));
-                }
-            break;
-        case AttnMap::sigmoid:
-            for (int j0 = 0; j0 < cap; j0 += kLanes)
-                for (int r = 0; r < R; r++) put(r, j0, 1.0f / (1.0f + fast_exp(log_T - sv(r, j0))));
-            break;
-    }
-}
-
-// ds may alias g; rows as in map_forward. For the softmax family p = |w| (for cog
-// w = sign(s) p; where s = 0 both c and f' vanish), u = c g,
-// ds = f'(s) p (u - sum_l p_l u_l), and sum_l p_l u_l = sum_l w_l g_l for all three.
-template <int R>
-void map_backward(AttnMap map, float* ds, const float* g, const float* w, const float* s, size_t ld,
-                  int n0, int dn, int cap) {
-    auto at = [&](const float* p, int r, int j0) { return load_chunk(p + r * ld, j0, cap); };
-    Vec16 dot[R], z[R];
-    for (int r = 0; r < R; r++) dot[r] = splat(0.0f), z[r] = splat(0.0f);
-    for (int j0 = 0; j0 < cap; j0 += kLanes)
-        for (int r = 0; r < R; r++) {
-            dot[r] += valid(at(w, r, j0) * at(g, r, j0), j0, n0 + r * dn);
-            if (map == AttnMap::quadratic) z[r] += valid(at(s, r, j0) * at(s, r, j0), j0, n0 + r * dn);
-        }
-    for (int r = 0; r < R; r++)
-        dot[r] = sum_lanes(dot[r]), z[r] = 2.0f / (kQuadraticEps + sum_lanes(z[r]));
-    for (int j0 = 0; j0 < cap; j0 += kLanes)
-        for (int r = 0; r < R; r++) {
-            const Vec16 gv = at(g, r, j0), wv = at(w, r, j0), d = dot[r];
-            Vec16 v = {};
-            switch (map) {
-                case AttnMap::softmax:
-                    v = wv * (gv - d);
-                    break;
-                case AttnMap::expressive:
-                    v = 2.0f * at(s, r, j0) * wv * (gv - d);
-                    break;
-                // sign(s) p (sign(s) g - dot) = |w| (g - sign(s) dot); at s = 0 both are 0 (w = 0)
-                case AttnMap::cog:
-                    v = vabs(wv) * (gv - vsign(at(s, r, j0)) * d);
-                    break;
-                // ds = (2 s / Z) (g - sum_l w_l g_l)
-                case AttnMap::quadratic:
-                    v = z[r] * at(s, r, j0) * (gv - d);
-                    break;
-                case AttnMap::extensive: {
-                    const Vec16 sv = at(s, r, j0), den = 1.0f + sv * sv;
-                    v = gv * 2.0f * sv / (den * den);
-                    break;
-                }
-                case AttnMap::sigmoid:
-                    v = gv * wv * (1.0f - wv);
-                    break;
-            }
-            store_chunk(ds + r * ld, j0, cap, valid(v, j0, n0 + r * dn));
-        }
-}
-
-}  // namespace
-
-void attn_map_forward(AttnMap map, float* w, const float* s, int n, float log_T) {
-    float scale;
-    map_forward<1>(map, w, &scale, s, 0, n, 0, n, log_T);
-    for (int j = 0; j < n; j++) w[j] *= scale;
-}
-
-void attn_map_backward(AttnMap map, float* ds, const float* g, const float* w, const float* s,
-                       int n) {
-    map_backward<1>(map, ds, g, w, s, 0, n, 0, n);
-}
-
 void alibi_slopes(float* slopes, int H) {
     for (int h = 1; h <= H; h++) slopes[h - 1] = float(std::pow(2.0, -8.0 * h / H));
 }
 
 namespace {
 
-constexpr int kRows = 8;  // query rows per block: 8 accumulator registers per 16 columns
+constexpr int kRows = kAttnBlockRows;  // 8 accumulator registers per 16 columns
 
 // The query rows i0 .. i0 + rows - 1 of one block and the keys they see: row r sees
 // n0 + r dn keys (causal: j <= i, so n0 = i0 + 1, dn = 1; bidirectional: all T, dn = 0),
@@ -388,6 +198,7 @@ void attention_forward(float* out, float* scores, float* weights, float* scratch
     const int B = sh.B, T = sh.T, C = sh.C, H = sh.H, hs = sh.hs(), ld = 3 * C;
     const float scale = 1.0f / std::sqrt(float(hs));
     const float log_T = std::log(float(T));
+    const AttnMapInfo& mi = map.info();
     const size_t per_thread = attention_scratch_floats(sh);
 #pragma omp parallel
     {
@@ -415,11 +226,10 @@ void attention_forward(float* out, float* scores, float* weights, float* scratch
                 // outside A(i) (j < jv)
                 float factor[kRows];
                 if (rows == kRows)
-                    map_forward<kRows>(map, sc.wtile, factor, sc.tile, sc.Tp, blk.n0, blk.dn, jv,
-                                       log_T);
+                    mi.forward_block(sc.wtile, factor, sc.tile, sc.Tp, blk.n0, blk.dn, jv, log_T);
                 else
                     for (int r = 0; r < rows; r++)
-                        map_forward<1>(map, sc.wtile + size_t(r) * sc.Tp, factor + r,
+                        mi.forward_row(sc.wtile + size_t(r) * sc.Tp, factor + r,
                                        sc.tile + size_t(r) * sc.Tp, 0, blk.n0 + r * blk.dn, 0, jv,
                                        log_T);
                 for (int r = 0; r < rows; r++) {
@@ -446,6 +256,7 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
     const int B = sh.B, T = sh.T, C = sh.C, H = sh.H, hs = sh.hs(), ld = 3 * C;
     const float scale = 1.0f / std::sqrt(float(hs));
     const bool add = store == GradStore::add;
+    const AttnMapInfo& mi = map.info();
     const size_t per_thread = attention_scratch_floats(sh);
 #pragma omp parallel
     {
@@ -459,8 +270,7 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
             const float* dout_bh = dout + size_t(b) * T * C + h * hs;
             const float* w_bh = weights + size_t(bh) * T * T;
             // the scores, for the maps whose backward needs them (the others read w as s)
-            const float* s_bh =
-                attention_map_needs_scores(map) ? scores + size_t(bh) * T * T : nullptr;
+            const float* s_bh = mi.needs_scores ? scores + size_t(bh) * T * T : nullptr;
             pack_transposed(sc.kt, sc.Tp, q + 2 * C, ld, T, hs);          // values, transposed
             const Rows k = padded_rows(sc.vp, sc.hsp, q + C, ld, T, hs);  // keys
             const Rows qr = padded_rows(sc.qp, sc.hsp, q, ld, T, hs);     // queries
@@ -487,12 +297,12 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
                 // dL/dw in the tile becomes dL/ds (0 for j > i)
                 const float* s_tile = s_bh ? sc.stile : sc.wtile;
                 if (rows == kRows)
-                    map_backward<kRows>(map, sc.tile, sc.tile, sc.wtile, s_tile, sc.Tp, blk.n0,
-                                        blk.dn, jv);
+                    mi.backward_block(sc.tile, sc.tile, sc.wtile, s_tile, sc.Tp, blk.n0, blk.dn,
+                                      jv);
                 else
                     for (int r = 0; r < rows; r++) {
                         const size_t o = size_t(r) * sc.Tp;
-                        map_backward<1>(map, sc.tile + o, sc.tile + o, sc.wtile + o, s_tile + o, 0,
+                        mi.backward_row(sc.tile + o, sc.tile + o, sc.wtile + o, s_tile + o, 0,
                                         blk.n0 + r * blk.dn, 0, jv);
                     }
                 // forward: s = q k^T * scale  =>  dq = ds k * scale, dk += ds^T q * scale

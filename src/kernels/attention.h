@@ -1,6 +1,5 @@
-// Multi-head attention (causal or bidirectional) with interchangeable attention maps. The maps
-// live in one registry (all_attention_maps) that tests, benchmarks, sweeps
-// and reports loop over, so a new map is added in one place.
+// Multi-head attention (causal or bidirectional) with interchangeable attention
+// maps; the maps, one definition each, are in attention_map.h.
 #pragma once
 #include <cstddef>
 #include <optional>
@@ -8,30 +7,10 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/attention_map.h"
 #include "kernels/grad_store.h"
 
 namespace attnlab {
-
-enum class AttnMap { softmax, expressive, quadratic, cog, extensive, sigmoid };
-
-struct AttnMapInfo {
-    AttnMap map;
-    const char* name;
-    const char* formula;  // w_ij in terms of the scores s_ij of one row
-    bool normalised;      // normalised over the keys of a row?
-    const char* source;
-};
-
-const std::vector<AttnMapInfo>& all_attention_maps();
-const AttnMapInfo& attention_map_info(AttnMap map);
-std::optional<AttnMap> attention_map_from_name(std::string_view name);
-std::string attention_map_names();  // "softmax, expressive, ..." for error messages
-
-// One row of scores s[0..n) -> weights w[0..n). log_T is ln T for `sigmoid`.
-void attn_map_forward(AttnMap map, float* w, const float* s, int n, float log_T);
-// dL/ds from g = dL/dw for one row (overwrites ds).
-void attn_map_backward(AttnMap map, float* ds, const float* g, const float* w, const float* s,
-                       int n);
 
 struct AttentionShape {
     int B, T, C, H;
@@ -40,11 +19,6 @@ struct AttentionShape {
     bool causal = true;
     int hs() const { return C / H; }
 };
-
-// Whether the map's backward needs the scores s besides the weights w
-// (expressive, quadratic, extensive); the others get by with w (cog: sign(s) =
-// sign(w) wherever w != 0, and where w = 0 its gradient is 0 either way).
-bool attention_map_needs_scores(AttnMap map);
 
 // Scratch floats one thread of attention_forward / attention_backward uses; pass
 // get_threads() times this (the kernels run outside other parallel regions).

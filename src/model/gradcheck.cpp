@@ -250,7 +250,7 @@ GradCheckResult check_rope() {
 }
 
 GradCheckResult check_attention(AttnMap map, bool alibi, bool causal) {
-    Rng rng(16 + int(map));
+    Rng rng(16 + map.id());
     const AttentionShape sh{2, 6, 8, 2, causal};
     const size_t nqkv = size_t(sh.B) * sh.T * 3 * sh.C, nout = size_t(sh.B) * sh.T * sh.C;
     const size_t natt = size_t(sh.B) * sh.H * sh.T * sh.T;

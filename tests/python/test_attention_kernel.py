@@ -3,13 +3,17 @@ and bidirectional, with and without ALiBi, the kernel's inputs (qkv, dL/dout) an
 (out, weights, dL/dqkv) to attention.safetensors; the float64 reference recomputes them.
 Also checks the reference's own bidirectional mode without the engine."""
 
-import math
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
 from attnlab_ref import ATTENTION_MAPS, read_safetensors
-from attnlab_ref.model import alibi_bias, attention
+from attnlab_ref.model import ATTENTION_MAP_DEFS, alibi_bias, attention, elementwise, register_attention_map
+
+REPO = Path(__file__).resolve().parents[2]
 
 MODES = ("causal", "bidirectional")
 BIAS = ("plain", "alibi")
@@ -46,14 +50,10 @@ def test_every_map_and_mode_is_covered(kernel_cases):
                            f"unknown to the reference: {sorted(found - want)}")
 
 
-@pytest.mark.parametrize("bias", BIAS)
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", ATTENTION_MAPS)
-def test_attention_kernel(kernel_cases, name, mode, bias):
-    tensors, H = kernel_cases
+def check_case(tensors, H, name, mode, bias):
     p = f"{name}.{mode}.{bias}."
     if p + "qkv" not in tensors:
-        pytest.fail(f"attention.safetensors has no case {p[:-1]}")
+        pytest.fail(f"the engine's file has no case {p[:-1]}")
     out, w, dqkv = reference(tensors[p + "qkv"], tensors[p + "dout"], H, name,
                              mode == "causal", bias == "alibi")
     for label, ref, rtol in (("out", out, OUT_RTOL), ("weights", w, OUT_RTOL), ("dqkv", dqkv, GRAD_RTOL)):
@@ -61,6 +61,36 @@ def test_attention_kernel(kernel_cases, name, mode, bias):
         err = float((got - ref).abs().max())
         tol = rtol * float(ref.abs().max()) + ATOL
         assert err <= tol, f"{p}{label}: max|engine - ref| = {err:.3e} > {tol:.3e}"
+
+
+@pytest.mark.parametrize("bias", BIAS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", ATTENTION_MAPS)
+def test_attention_kernel(kernel_cases, name, mode, bias):
+    check_case(*kernel_cases, name, mode, bias)
+
+
+def test_map_registered_in_tests(tmp_path):
+    """w = exp(-s^2): registered in the C++ test (tests/test_attention_map.cpp), which writes
+    its kernel cases, and here as one dict entry; the two must agree in every mode."""
+    binary = Path(os.environ.get("ATTNLAB_BIN", REPO / "build" / "attnlab")).parent / "attnlab_tests"
+    if not binary.is_file():
+        if os.environ.get("ATTNLAB_REQUIRE_GOLDEN", "") not in ("", "0"):
+            pytest.fail(f"{binary} not found")
+        pytest.skip(f"{binary} not found (build it)")
+    out = tmp_path / "gauss.safetensors"
+    proc = subprocess.run([str(binary), "--gtest_filter=AttentionMap.GoldenCasesForTheTestMap"],
+                          env={**os.environ, "ATTNLAB_MAP_GOLDEN_OUT": str(out)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and out.is_file(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    tensors, meta = read_safetensors(out)
+    register_attention_map("gauss", elementwise(lambda s, T: torch.exp(-s * s)))
+    try:
+        for mode in MODES:
+            for bias in BIAS:
+                check_case(tensors, int(meta["heads"]), "gauss", mode, bias)
+    finally:
+        del ATTENTION_MAP_DEFS["gauss"]
 
 
 @pytest.mark.parametrize("name", ATTENTION_MAPS)
