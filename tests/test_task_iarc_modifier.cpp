@@ -1,6 +1,6 @@
 // Tests of the iarc modifier variant: the spec's worked example, and every rule,
 // counted flag, label and gap re-derived from the visible window by a checker
-// written here from TASKS.md (plain scans, no shared code with iarc_modifier.cpp).
+// written here from docs/tasks.md (plain scans, no shared code with iarc_modifier.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -132,7 +132,7 @@ std::vector<int32_t> parse_tokens(const std::string& text, int n) {
     return tokens;
 }
 
-// The worked example of TASKS.md, verbatim.
+// The worked example of docs/tasks.md, verbatim.
 const char* example_tokens =
     " 6  8  I  9 10 11 12 13  C 15  1  3  R  3  1 15 13 12 11 10  A  5 15  4  3  7 10  1 11  C";
 const char* example_marks =

@@ -20,7 +20,7 @@ namespace {
 
 // ---------------------------------------------------------------------------
 // Independent checker: what the visible window alone determines about target j
-// (window position j = 1..T). Written from TASKS.md, sharing no code with iarc.cpp:
+// (window position j = 1..T). Written from docs/tasks.md, sharing no code with iarc.cpp:
 // plain scans over the window, no incremental state.
 struct Derived {
     bool determined = false;  // the rule's value follows from the window: must be counted
@@ -107,7 +107,7 @@ int check_iarc_window(const Task& task, int n, const Window& w, const std::strin
     return counted;
 }
 
-// Tokens written as in TASKS.md: numbers for data, I A R C for control tokens.
+// Tokens written as in docs/tasks.md: numbers for data, I A R C for control tokens.
 std::vector<int32_t> parse_tokens(const std::string& text, int n) {
     std::vector<int32_t> tokens;
     std::istringstream in(text);
@@ -128,7 +128,7 @@ std::vector<char> parse_marks(const std::string& text) {
     return marks;
 }
 
-// The two worked examples of TASKS.md, verbatim.
+// The two worked examples of docs/tasks.md, verbatim.
 const char* example_tokens[2] = {
     "10  4  C  2 13  1  3  7  1  3  7  1  C  3  7  1  3  7  1  3  7  I  8  9 10 11 12 13 14 15  R "
     "15 14 13 12 11 10  9  R  9 10 11 12 13 14  I 15  0  1",
@@ -279,7 +279,7 @@ TEST(IarcTask, ControlTokensAndFallbacksAreNeverCounted) {
     EXPECT_GT(controls, 100);
 }
 
-// TASKS.md: "About 79% of targets are counted with the defaults at T = 64".
+// docs/tasks.md: about 79% of targets are counted with the defaults at T = 64.
 // Measured 78.5% over 4000 windows (standard error ~0.1%); tolerance +-1.5 points.
 TEST(IarcTask, CountedFractionOfDefaultsIsAbout79Percent) {
     const auto task = make_task(TaskConfig{});

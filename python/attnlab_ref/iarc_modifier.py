@@ -1,4 +1,4 @@
-"""The iarc task, variant "modifier", written from the shared spec (TASKS.md) alone:
+"""The iarc task, variant "modifier", written from the spec (docs/tasks.md) alone:
 a stream generator and a checker that reads a window's counted targets, their values
 and their labels off the visible tokens. Independent of the C++ engine, so that the
 two can be compared."""

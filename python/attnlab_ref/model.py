@@ -1,4 +1,4 @@
-"""Float64 PyTorch reference of the attnlab models, written from shared/spec/MODELS.md and
+"""Float64 PyTorch reference of the attnlab models, written from docs/models.md and
 docs/checkpoint-format.md (not from the C++ code); parameters load from checkpoints by name."""
 
 import json
@@ -173,7 +173,7 @@ def elementwise(w):
     return weights
 
 
-# One entry per attention map (MODELS.md table): name -> weights(s, mask, window). The
+# One entry per attention map (docs/models.md table): name -> weights(s, mask, window). The
 # derivatives come from autograd; the engine's hand-written ones are checked against them.
 # torch.sign(0) = 0, as the spec asks for cog.
 ATTENTION_MAP_DEFS = {
@@ -195,7 +195,7 @@ def register_attention_map(name, weights):
 
 
 def attention_weights(s, mask, name, window):
-    """Weights w (..., T, T) from scores s (..., T, T) for map `name` (MODELS.md table).
+    """Weights w (..., T, T) from scores s (..., T, T) for map `name` (docs/models.md table).
     mask: (T, T) bool of visible keys; window: the current window length T (sigmoid's -ln T)."""
     if name not in ATTENTION_MAP_DEFS:
         raise ValueError(f"unknown attention map {name!r}; valid: {list(ATTENTION_MAP_DEFS)}")
@@ -535,7 +535,7 @@ def build_model(cfg):
 
 @torch.no_grad()
 def init_params(model, seed=0, std=0.02):
-    """MODELS.md initialisation: weights N(0, std), residual output projections
+    """docs/models.md initialisation: weights N(0, std), residual output projections
     (attn.proj, ffn.proj) N(0, std / sqrt(2L)), biases 0, norm gains 1."""
     gen = torch.Generator().manual_seed(seed)
     resid_std = std / math.sqrt(2 * model.cfg.layers)

@@ -1,5 +1,5 @@
 // The `iarc` task: a stream of segments, each a control token (I, A, R or C)
-// followed by data tokens produced by that task's rule (shared spec TASKS.md).
+// followed by data tokens produced by that task's rule (docs/tasks.md).
 #pragma once
 #include <array>
 #include <cstdint>

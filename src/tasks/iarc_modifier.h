@@ -1,4 +1,4 @@
-// The `iarc` task, variant `modifier` (shared spec TASKS.md): task tokens I, A, R
+// The `iarc` task, variant `modifier` (docs/tasks.md): task tokens I, A, R
 // switch the rule; C modifies the current rule by adding one more to every value.
 #pragma once
 #include <array>

@@ -1,5 +1,5 @@
 // The `ladder` and `multitask` tasks: finite-domain recurrences
-// x_t = (x_{t - tau_1} + ... + x_{t - tau_K}) mod N, one per window (shared spec TASKS.md).
+// x_t = (x_{t - tau_1} + ... + x_{t - tau_K}) mod N, one per window (docs/tasks.md).
 #pragma once
 #include <cstdint>
 #include <memory>

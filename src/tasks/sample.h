@@ -1,5 +1,5 @@
 // Printing task windows for inspection (`attnlab task sample`): JSON lines for
-// tools, or aligned text with counted targets marked like the examples in TASKS.md.
+// tools, or aligned text with counted targets marked like the examples in docs/tasks.md.
 #pragma once
 #include <cstdint>
 #include <iosfwd>

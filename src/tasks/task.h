@@ -1,5 +1,5 @@
 // The task interface: a task is an endless, seeded generator of token windows
-// with a counted flag and a task label per target (see shared spec TASKS.md).
+// with a counted flag and a task label per target (see docs/tasks.md).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -11,7 +11,7 @@
 namespace attnlab {
 
 // Options of every task; which ones a task reads is documented per field.
-// Defaults follow TASKS.md.
+// Defaults follow docs/tasks.md.
 struct TaskConfig {
     std::string name = "iarc";       // iarc | ladder | multitask | text
     int n = 16;                      // data alphabet size N

@@ -65,7 +65,7 @@ MUTATIONS = ("weight_decay", "attention", "schedule", "grad", "logits", "step_lo
 
 
 def _nontrivial_params(model, seed):
-    """MODELS.md init, then small random biases and gains so no term is trivially zero/one."""
+    """docs/models.md init, then small random biases and gains so no term is trivially zero/one."""
     init_params(model, seed)
     gen = torch.Generator().manual_seed(1000 + seed)
     with torch.no_grad():

@@ -4,6 +4,7 @@ and bidirectional, with and without ALiBi, the kernel's inputs (qkv, dL/dout) an
 Also checks the reference's own bidirectional mode without the engine."""
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -111,3 +112,10 @@ def test_reference_bidirectional_alibi_is_symmetric():
     assert torch.equal(b, b.transpose(-2, -1))
     assert torch.equal(b.tril(), alibi_bias(H, T, causal=True).tril())
     assert float(b[0, 0, 3]) == pytest.approx(-3 * 2.0 ** (-8.0 / H))
+
+
+@pytest.mark.parametrize("doc", ["docs/models.md", "README.md"])
+def test_docs_table_lists_every_map(doc):
+    """Each built-in map has one row in the maps table of the docs, and no other map does."""
+    rows = re.findall(r"^\| `([a-z0-9_-]+)` +\|", (REPO / doc).read_text(), re.M)
+    assert sorted(rows) == sorted(ATTENTION_MAPS), f"{doc}: table rows {rows}"

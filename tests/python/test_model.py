@@ -1,5 +1,5 @@
 """Tests of the PyTorch reference itself: attention maps against the closed-form backward
-rules of MODELS.md, positional encodings and norms against hand values, parameter names
+rules of docs/models.md, positional encodings and norms against hand values, parameter names
 against docs/checkpoint-format.md, the optimizer contract, and end-to-end training runs."""
 
 import json
@@ -36,7 +36,7 @@ def _batch(cfg, B=2, T=None, seed=0):
 # ----------------------------------------------------------------------------- attention maps
 
 def _closed_form_ds(name, s, w, g, mask, T):
-    """dL/ds from MODELS.md, with g = dL/dw, for the visible keys (0 elsewhere)."""
+    """dL/ds from docs/models.md, with g = dL/dw, for the visible keys (0 elsewhere)."""
     g = torch.where(mask, g, torch.zeros(()))
     if name in ("softmax", "expressive", "cog"):
         f_prime = {"softmax": torch.ones_like(s), "expressive": 2 * s, "cog": torch.sign(s)}[name]
