@@ -400,7 +400,13 @@ GradCheckResult check_uvit(const std::string& spec, double tol) {
         for (int l = 0; l < cfg.layers; l++) h = h * 31 + sign_pattern(model.attention_weights(l), per_block);
         return h;
     };
-    compare(r, probes, [&] { return model.forward(batch); }, kModelSteps, 12, piece);
+    // The patch embedding feeds every token of every block, so with a sharply curved
+    // map (a test map w = exp(-s^2) at these scores) the loss bends within 1e-3 of a
+    // weight: measured there 23.38 against a difference quotient of 14.45 at h = 3e-3,
+    // 22.84 at 1e-3 and 23.37 at 3e-4. Hence the extra smaller step (the best step counts).
+    std::vector<double> steps = kModelSteps;
+    steps.push_back(3e-4);
+    compare(r, probes, [&] { return model.forward(batch); }, steps, 12, piece);
     return r;
 }
 
