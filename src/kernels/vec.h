@@ -86,6 +86,35 @@ inline Vec16 fast_exp(Vec16 x) {
     return x == x ? y : x;
 }
 
+// fast_tanh (fastmath.h) on every lane: 1 - 2 / (exp(2u) + 1), |u| clamped to 9.
+inline Vec16 fast_tanh(Vec16 u) {
+    u = vmax(splat(-9.0f), vmin(u, splat(9.0f)));
+    return 1.0f - 2.0f / (fast_exp(2.0f * u) + 1.0f);
+}
+
+// f(i0, rows of 16 lanes) over [0, n): whole vectors, then the last partial one
+// through a zero-padded copy (f sees 16 valid-or-padding lanes and a lane count).
+template <class F>
+inline void for_each_vec(long n, F f) {
+    long i = 0;
+    for (; i + kLanes <= n; i += kLanes) f(i, kLanes);
+    if (i < n) f(i, int(n - i));
+}
+
+// A load / store of `count` <= 16 lanes (the rest zero on load, untouched on store).
+inline Vec16 load_part(const float* p, int count) {
+    if (count == kLanes) return load16(p);
+    float tmp[kLanes] = {};
+    std::memcpy(tmp, p, sizeof(float) * size_t(count));
+    return load16(tmp);
+}
+inline void store_part(float* p, Vec16 v, int count) {
+    if (count == kLanes) return store16(p, v);
+    float tmp[kLanes];
+    store16(tmp, v);
+    std::memcpy(p, tmp, sizeof(float) * size_t(count));
+}
+
 inline int round_up(int x, int m) {
     return (x + m - 1) / m * m;
 }
