@@ -27,6 +27,40 @@ TEST(Bench, FlopCountOfTheReferenceConfigurations) {
     EXPECT_NEAR(training_flops(m, 64, 64).total() / 1e9, 6.455, 0.001);
 }
 
+TEST(Bench, FlopCountOfTheUViT) {
+    ModelConfig m;  // uvit-fmnist: 7 blocks (3 in, mid, 3 out), d 96, FFN 2x, patch 4 of 28 x 28
+    m.arch = Arch::uvit, m.layers = 7, m.dim = 96, m.heads = 4, m.ffn_mult = 2, m.patch = 4;
+    m.image = 28, m.vocab = 10, m.context = 2 + 7 * 7;
+    const double B = 64, T = 51, N = B * T, C = 96, F = 192;
+    const double patch = 2 * B * 49 * 16 * C, head = 2 * N * C * 16;
+    const double block = 2 * N * (3 * C * C + C * C + C * F + F * C), skip = 2 * N * 2 * C * C;
+    const double attention = 3 * 7 * 2 * 2 * B * T * T * C;  // bidirectional: all T^2 pairs
+    const FlopCount f = training_flops(m, 64, 51);
+    EXPECT_DOUBLE_EQ(f.linear, 3 * (patch + 7 * block + 3 * skip + head));
+    EXPECT_DOUBLE_EQ(f.attention, attention);
+    EXPECT_NEAR(f.total() / 1e9, 12.591, 0.001);
+}
+
+TEST(Bench, ShortUViTRunCountsImages) {
+    RunConfig cfg;
+    apply_toml(cfg, find_recipe("uvit-fmnist-quick").toml, "uvit-fmnist-quick");
+    apply_setting(cfg, "model.dim=32");
+    apply_setting(cfg, "model.layers=3");
+    apply_setting(cfg, "train.batch=4");
+    apply_setting(cfg, "train.threads=1");
+    BenchOptions opt;
+    opt.steps = 2, opt.warmup = 1, opt.peak_n = 128, opt.profile = false;
+    const BenchResult r = run_bench(cfg, opt);
+    EXPECT_TRUE(r.images);
+    EXPECT_EQ(r.context, 2 + 7 * 7);  // time, class and 49 patch tokens per image
+    EXPECT_NEAR(r.images_per_s, 4 / r.step_s, 1e-9 * r.images_per_s);
+    EXPECT_NEAR(r.tokens_per_s, 51 * r.images_per_s, 1e-9 * r.tokens_per_s);
+    EXPECT_DOUBLE_EQ(r.flops.total(), training_flops(cfg.model, 4, 51).total());
+    EXPECT_GT(r.cpu_step_s, 0);
+    EXPECT_GT(r.params, 0u);
+    EXPECT_GT(r.activation_bytes, 0u);
+}
+
 TEST(Bench, ShortRunIsConsistent) {
     RunConfig cfg;
     apply_toml(cfg, find_recipe("bench-r1").toml, "bench-r1");
@@ -52,6 +86,12 @@ TEST(Bench, ShortRunIsConsistent) {
         EXPECT_FALSE(r.peak_note.empty());
     }
     EXPECT_LE(r.step_min_s, r.step_median_s);
+    // one thread: the CPU time of a step is at most its wall time (plus clock granularity)
+    EXPECT_GT(r.cpu_step_s, 0);
+    EXPECT_LE(r.cpu_step_s, r.step_s * 1.05 + 1e-4);
+    EXPECT_GT(r.peak.cpu_best, 0);
+    if (r.cpu_peak_fraction)
+        EXPECT_NEAR(*r.cpu_peak_fraction, r.flops.total() / r.cpu_step_s / 1e9 / r.peak.cpu_best, 1e-9);
     ASSERT_TRUE(r.profiled);
     double families = 0;
     for (double s : r.family_s) families += s;

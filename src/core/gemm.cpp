@@ -38,4 +38,9 @@ void set_threads(int n) {
 
 int get_threads() { return omp_get_max_threads(); }
 
+const char* blas_kernels() {
+    const char* core = openblas_get_corename();
+    return core ? core : "unknown";
+}
+
 }  // namespace attnlab

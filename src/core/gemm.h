@@ -17,6 +17,11 @@ void gemm_naive(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 void set_threads(int n);
 int get_threads();
 
+// OpenBLAS picks its kernels once, when it loads, from the CPU (its AVX-512 "Cooperlake"
+// or "SkylakeX" kernels on this project's machines) unless OPENBLAS_CORETYPE names a set.
+// The kernel set OpenBLAS runs ("SkylakeX", "Haswell", ...).
+const char* blas_kernels();
+
 // Sets the thread count for a scope and restores it afterwards.
 struct ThreadScope {
     int saved;

@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -15,6 +16,10 @@
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/profile.h"
+#include "core/rng.h"
+#include "diffusion/run.h"
+#include "diffusion/schedule.h"
+#include "model/uvit.h"
 #include "train/data.h"
 #include "train/optimizer.h"
 
@@ -26,6 +31,14 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// CPU seconds of all the process's threads: on a shared machine a one-thread run's CPU
+// time leaves out the slices the scheduler gave to other processes.
+double cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 // The process's resident-set high-water mark (VmHWM), which reset_peak_rss() sets back to
@@ -55,6 +68,11 @@ void reset_peak_rss() {
 std::string describe(const RunConfig& c) {
     const ModelConfig& m = c.model;
     std::string s = fmt::format("{}, {} layers, dim {}", arch_name(m.arch), m.layers, m.dim);
+    if (m.arch == Arch::uvit)
+        return s + fmt::format(", {} heads, FFN {}x, patch {}, {}x{} images ({} tokens), attention {}; "
+                               "{} classes",
+                               m.heads, m.ffn_mult, m.patch, m.image, m.image, m.context,
+                               attention_spec(m.attention), m.vocab);
     if (m.arch == Arch::transformer || m.arch == Arch::cisformer)
         s += fmt::format(", {} heads, FFN {}x {}, attention {}, pos {}", m.heads, m.ffn_mult,
                          activation_name(m.ffn_act), attention_spec(m.attention), pos_name(m.pos));
@@ -84,6 +102,19 @@ FlopCount training_flops(const ModelConfig& m, int B, int T) {
             // input projection of every position, the recurrence h_{t-1} w_hh^T for t >= 1
             forward = L * (2 * N * C * 4 * C + 2 * double(B) * (T - 1) * C * 4 * C) + 2 * N * C * V;
             break;
+        case Arch::uvit: {
+            // T = m.context tokens per image (time, class, P patches of pd pixels); the
+            // patch embedding (pd -> C) on the P patch tokens, per block qkv, proj, fc,
+            // ffn proj, the out-blocks' skip (2C -> C), and the head (C -> pd) on all tokens.
+            const double F = double(m.ffn_mult) * C, pd = double(m.patch) * m.patch;
+            const double P = double(T) - 2, NP = double(B) * P;
+            const double out_blocks = double((m.layers - 1) / 2);
+            forward = 2 * NP * pd * C + L * 2 * N * (C * 3 * C + C * C + 2 * C * F) +
+                      out_blocks * 2 * N * 2 * C * C + 2 * N * C * pd;
+            // bidirectional: all T^2 pairs, two products of length hs, H heads
+            f.attention = 3 * L * 2 * (2 * B * double(T) * T * C);
+            break;
+        }
         case Arch::mlp: {
             const double W = m.window > 0 ? m.window : m.context;
             const double F = m.hidden > 0 ? m.hidden : 4 * C;
@@ -95,16 +126,19 @@ FlopCount training_flops(const ModelConfig& m, int B, int T) {
     return f;
 }
 
-std::vector<double> measure_sgemm_gflops(int n, int reps) {
+std::vector<double> measure_sgemm_gflops(int n, int reps, std::vector<double>* cpu_gflops) {
     std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
     for (size_t i = 0; i < a.size(); i++) a[i] = float(i % 7) * 0.1f, b[i] = float(i % 5) * 0.1f;
     gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up
     std::vector<double> gflops;
+    const double flop = 2.0 * n * n * double(n);
     const auto t_all = Clock::now();
     for (int rep = 0; rep < 30 && (rep < reps || seconds_since(t_all) < 0.5); rep++) {
+        const double cpu0 = cpu_seconds();
         const auto t0 = Clock::now();
         gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-        gflops.push_back(2.0 * n * n * double(n) / seconds_since(t0) / 1e9);
+        gflops.push_back(flop / seconds_since(t0) / 1e9);
+        if (cpu_gflops) cpu_gflops->push_back(flop / std::max(1e-9, cpu_seconds() - cpu0) / 1e9);
     }
     return gflops;
 }
@@ -117,8 +151,10 @@ double SgemmPeak::spread() const {
 namespace {
 
 void add_peak_round(SgemmPeak& p, int n) {
-    const std::vector<double> g = measure_sgemm_gflops(n);
+    std::vector<double> cpu;
+    const std::vector<double> g = measure_sgemm_gflops(n, 5, &cpu);
     const double round = *std::max_element(g.begin(), g.end());
+    p.cpu_best = std::max(p.cpu_best, *std::max_element(cpu.begin(), cpu.end()));
     p.round_best.push_back(round);
     p.best = std::max(p.best, round);
     p.calls += int(g.size());
@@ -142,51 +178,22 @@ void judge_peak(BenchResult& r) {
             100 * spread, 100 * kPeakMaxSpread);
     else
         r.peak_fraction = f, r.peak_note.clear();
+    if (r.cpu_step_s > 0 && r.peak.cpu_best > 0)
+        r.cpu_peak_fraction = r.flops.total() / r.cpu_step_s / 1e9 / r.peak.cpu_best;
 }
 
 
-BenchResult run_bench(RunConfig cfg, const BenchOptions& opt) {
-    if (opt.steps < 1) throw Error(fmt::format("--steps = {} must be >= 1", opt.steps));
-    if (opt.warmup < 0) throw Error(fmt::format("--warmup = {} must be >= 0", opt.warmup));
-    auto task = make_task(cfg.task);
-    resolve(cfg, task->vocab());
-    const TrainConfig& tc = cfg.train;
-    set_threads(tc.threads > 0 ? tc.threads
-                               : int(std::max(1u, std::thread::hardware_concurrency())));
+namespace {
 
-    BenchResult r;
-    r.description = describe(cfg);
-    r.threads = get_threads();
-    r.batch = tc.batch, r.context = tc.context;
-    r.steps = opt.steps, r.warmup = opt.warmup;
-    r.peak_n = opt.peak_n;
-    r.vocab = cfg.model.vocab;
+// Warm-up, the timed pass, the profiled pass and the peak rounds around them, for any
+// training step (the token models' and the U-ViT's); fills the timing fields of r.
+template <class Step>
+void time_training(BenchResult& r, const BenchOptions& opt, Step&& train_step) {
     const int peak_rounds = std::max(1, opt.peak_rounds);
-    add_peak_round(r.peak, opt.peak_n);  // its matrices are freed again before training
-    reset_peak_rss();
-
-    auto model = make_model(cfg.model, tc.batch);
-    model->init_params(tc.seed);
-    Optimizer optimizer(adamw_config(tc), model->params().size());
-    BatchData data(tc.batch, tc.context);
-    const Batch batch = data.batch(tc.batch);
-    const uint64_t data_seed = training_data_seed(tc.seed);
-    long step = 0;
-    auto train_step = [&] {
-        {
-            const ProfileScope prof(KernelFamily::data);
-            data.fill(*task, data_seed, uint64_t(step) * uint64_t(tc.batch));
-        }
-        model->zero_grad();
-        model->forward(batch);
-        model->backward(batch);
-        optimizer.step(*model);
-        step++;
-    };
-
     for (int i = 0; i < opt.warmup; i++) train_step();
     std::vector<double> times;
     times.reserve(size_t(opt.steps));
+    const double cpu0 = cpu_seconds();
     const auto t_pass = Clock::now();
     for (int i = 0; i < opt.steps; i++) {
         const auto t0 = Clock::now();
@@ -194,13 +201,13 @@ BenchResult run_bench(RunConfig cfg, const BenchOptions& opt) {
         times.push_back(seconds_since(t0));
     }
     r.step_s = seconds_since(t_pass) / opt.steps;
+    r.cpu_step_s = (cpu_seconds() - cpu0) / opt.steps;
     std::sort(times.begin(), times.end());
     r.step_min_s = times.front();
     r.step_median_s = times[times.size() / 2];
-    r.tokens_per_s = double(tc.batch) * tc.context / r.step_s;
+    r.tokens_per_s = double(r.batch) * r.context / r.step_s;
     r.steps_per_s = 1.0 / r.step_s;
     r.peak_rss_bytes = peak_rss_bytes();  // training's memory, before the next peak round
-    r.flops = training_flops(cfg.model, tc.batch, tc.context);
     r.gflops = r.flops.total() / r.step_s / 1e9;
     if (peak_rounds > 2) add_peak_round(r.peak, opt.peak_n);
 
@@ -222,9 +229,95 @@ BenchResult run_bench(RunConfig cfg, const BenchOptions& opt) {
     if (peak_rounds > 1) add_peak_round(r.peak, opt.peak_n);
     for (int i = 3; i < peak_rounds; i++) add_peak_round(r.peak, opt.peak_n);
     judge_peak(r);
+}
+
+// The U-ViT's denoising step on a fixed batch: random images in [-1, 1], levels,
+// classes (some dropped to "no class") and noise targets, made once before timing
+// (the data pipeline of `attnlab train` is not timed; it is not the model's cost).
+void bench_uvit(BenchResult& r, const RunConfig& cfg, const BenchOptions& opt) {
+    const TrainConfig& tc = cfg.train;
+    UViT model(cfg.model, tc.batch);
+    model.init_params(tc.seed);
+    Optimizer optimizer(adamw_config(tc), model.params().size());
+    const int B = tc.batch, npx = model.pixels(), K = cfg.model.vocab;
+    std::vector<float> x(size_t(B) * npx), eps(x.size());
+    std::vector<int32_t> t(static_cast<size_t>(B)), y(static_cast<size_t>(B));
+    Rng rng(tc.seed);
+    for (size_t i = 0; i < x.size(); i++) x[i] = float(2 * rng.uniform() - 1), eps[i] = float(rng.normal());
+    const int levels = NoiseSchedule::linear().levels;
+    for (int b = 0; b < B; b++) {
+        t[size_t(b)] = int32_t(rng.below(uint32_t(levels)));
+        y[size_t(b)] = int32_t(rng.below(uint32_t(K + 1)));  // K: the class dropped
+    }
+    const ImageBatch batch{x.data(), t.data(), y.data(), eps.data(), B};
+    time_training(r, opt, [&] {
+        model.zero_grad();
+        model.forward(batch);
+        model.backward(batch);
+        optimizer.step(model.table(), model.params(), model.grads());
+    });
+    r.images_per_s = B / r.step_s;
+    r.params = model.params().size();
+    r.param_bytes = 4 * model.params().size() * sizeof(float);  // parameters, gradients, m, v
+    r.activation_bytes = model.activation_bytes();
+}
+
+void bench_tokens(BenchResult& r, const RunConfig& cfg, const Task& task, const BenchOptions& opt) {
+    const TrainConfig& tc = cfg.train;
+    auto model = make_model(cfg.model, tc.batch);
+    model->init_params(tc.seed);
+    Optimizer optimizer(adamw_config(tc), model->params().size());
+    BatchData data(tc.batch, tc.context);
+    const Batch batch = data.batch(tc.batch);
+    const uint64_t data_seed = training_data_seed(tc.seed);
+    long step = 0;
+    time_training(r, opt, [&] {
+        {
+            const ProfileScope prof(KernelFamily::data);
+            data.fill(task, data_seed, uint64_t(step) * uint64_t(tc.batch));
+        }
+        model->zero_grad();
+        model->forward(batch);
+        model->backward(batch);
+        optimizer.step(*model);
+        step++;
+    });
     r.params = model->params().size();
     r.param_bytes = 4 * model->param_bytes();  // parameters, gradients, m, v: one layout
     r.activation_bytes = model->activation_bytes();
+}
+
+}  // namespace
+
+BenchResult run_bench(RunConfig cfg, const BenchOptions& opt) {
+    if (opt.steps < 1) throw Error(fmt::format("--steps = {} must be >= 1", opt.steps));
+    if (opt.warmup < 0) throw Error(fmt::format("--warmup = {} must be >= 0", opt.warmup));
+    const bool images = is_diffusion(cfg);
+    std::unique_ptr<Task> task;
+    if (images)
+        resolve_diffusion(cfg);
+    else
+        task = make_task(cfg.task), resolve(cfg, task->vocab());
+    const TrainConfig& tc = cfg.train;
+    set_threads(tc.threads > 0 ? tc.threads
+                               : int(std::max(1u, std::thread::hardware_concurrency())));
+
+    BenchResult r;
+    r.description = describe(cfg);
+    r.images = images;
+    r.threads = get_threads();
+    r.batch = tc.batch;
+    r.context = images ? cfg.model.context : tc.context;
+    r.steps = opt.steps, r.warmup = opt.warmup;
+    r.peak_n = opt.peak_n;
+    r.vocab = cfg.model.vocab;
+    r.flops = training_flops(cfg.model, r.batch, r.context);
+    add_peak_round(r.peak, opt.peak_n);  // its matrices are freed again before training
+    reset_peak_rss();
+    if (images)
+        bench_uvit(r, cfg, opt);
+    else
+        bench_tokens(r, cfg, *task, opt);
     return r;
 }
 
@@ -237,6 +330,12 @@ std::string format_bench(const BenchResult& r) {
         "step {:.2f} ms, fastest {:.2f} ms, median {:.2f} ms)\n",
         r.tokens_per_s, r.steps_per_s, r.steps, r.warmup, 1e3 * r.step_s, 1e3 * r.step_min_s,
         1e3 * r.step_median_s);
+    if (r.images)
+        s += fmt::format("            {:.1f} images/s ({} images of {} tokens per step)\n",
+                         r.images_per_s, r.batch, r.context);
+    s += fmt::format(
+        "cpu         {:.2f} ms CPU time per step ({} threads)  ->  {:.0f} tokens per CPU second\n",
+        1e3 * r.cpu_step_s, r.threads, double(r.batch) * r.context / r.cpu_step_s);
     s += fmt::format(
         "model       {:.3f} GFLOP per step (linear {:.3f}, attention {:.3f})  ->  {:.1f} GFLOP/s\n",
         r.flops.total() / 1e9, r.flops.linear / 1e9, r.flops.attention / 1e9, r.gflops);
@@ -244,13 +343,18 @@ std::string format_bench(const BenchResult& r) {
     for (double g : r.peak.round_best) rounds += fmt::format("{}{:.1f}", rounds.empty() ? "" : ", ", g);
     s += fmt::format(
         "peak        sgemm {0}^3 {1:.1f} GFLOP/s with {2} threads (best of {3} calls in {4} "
-        "rounds around the passes; rounds' bests {5}; spread {6:.1f}%)\n",
+        "rounds around the passes; rounds' bests {5}; spread {6:.1f}%; OpenBLAS {7} kernels)\n",
         r.peak_n, r.peak.best, r.threads, r.peak.calls, r.peak.round_best.size(), rounds,
-        100 * r.peak.spread());
+        100 * r.peak.spread(), blas_kernels());
     if (r.peak_fraction)
         s += fmt::format("            ->  {:.1f}% of peak\n", 100 * *r.peak_fraction);
     else
         s += fmt::format("            ->  no fraction of peak: {}\n", r.peak_note);
+    if (r.cpu_peak_fraction)
+        s += fmt::format(
+            "            ->  {:.1f}% of peak in CPU time ({:.1f} GFLOP per CPU second against "
+            "sgemm's best {:.1f})\n",
+            100 * *r.cpu_peak_fraction, r.flops.total() / r.cpu_step_s / 1e9, r.peak.cpu_best);
     if (r.profiled) {
         s += fmt::format("time per step by kernel family (profiled pass, step {:.2f} ms):\n",
                          1e3 * r.profiled_step_s);
@@ -281,6 +385,8 @@ std::string bench_json(const BenchResult& r) {
     j["warmup"] = r.warmup;
     j["tokens_per_s"] = r.tokens_per_s;
     j["steps_per_s"] = r.steps_per_s;
+    if (r.images) j["images_per_s"] = r.images_per_s;
+    j["cpu_step_ms"] = 1e3 * r.cpu_step_s;
     j["step_ms"] = 1e3 * r.step_s;
     j["step_min_ms"] = 1e3 * r.step_min_s;
     j["step_median_ms"] = 1e3 * r.step_median_s;
@@ -293,6 +399,9 @@ std::string bench_json(const BenchResult& r) {
     j["peak_round_gflops"] = r.peak.round_best;
     j["peak_calls"] = r.peak.calls;
     j["peak_spread"] = r.peak.spread();
+    j["peak_cpu_gflops"] = r.peak.cpu_best;
+    j["blas_kernels"] = blas_kernels();
+    if (r.cpu_peak_fraction) j["cpu_peak_fraction"] = *r.cpu_peak_fraction;
     if (r.peak_fraction)
         j["peak_fraction"] = *r.peak_fraction;
     else

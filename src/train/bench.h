@@ -33,8 +33,9 @@ struct FlopCount {
 FlopCount training_flops(const ModelConfig& cfg, int B, int T);
 
 // GFLOP/s of each of at least `reps` row-major sgemm n x n x n calls through gemm()
-// with the current threads (after one untimed call), and more while under 0.5 s.
-std::vector<double> measure_sgemm_gflops(int n, int reps = 5);
+// with the current threads (after one untimed call), and more while under 0.5 s;
+// cpu_gflops (if given) gets each call's FLOPs per CPU second of the process.
+std::vector<double> measure_sgemm_gflops(int n, int reps = 5, std::vector<double>* cpu_gflops = nullptr);
 
 // The sgemm peak of a run: the best of several rounds of calls spread over the run,
 // and how far the rounds' bests disagree. A shared machine lowers some rounds; when
@@ -44,6 +45,7 @@ struct SgemmPeak {
     double best = 0;                 // GFLOP/s, best call of all rounds
     std::vector<double> round_best;  // best call of each round
     int calls = 0;
+    double cpu_best = 0;  // GFLOP per CPU second of the process, best call
     double spread() const;  // best / (worst round's best) - 1
 };
 inline constexpr double kPeakMaxSpread = 0.10;
@@ -51,12 +53,18 @@ inline constexpr double kPeakMaxSpread = 0.10;
 struct BenchResult {
     std::string description;  // model and data shape in words
     int threads = 0, batch = 0, context = 0, vocab = 0;
+    bool images = false;      // a U-ViT: context = tokens per image, vocab = classes
     int steps = 0, warmup = 0;
     double step_s = 0;      // mean wall time of a timed step
     double step_min_s = 0;  // fastest timed step
     double step_median_s = 0;
     double tokens_per_s = 0;  // batch * context / step_s
     double steps_per_s = 0;
+    double images_per_s = 0;  // U-ViT: batch / step_s
+    // CPU seconds of the process per timed step: with one thread, the step's time
+    // without the slices other processes took (a loaded machine); with more, it also
+    // counts the threads' waiting at barriers.
+    double cpu_step_s = 0;
     FlopCount flops;           // per step
     double gflops = 0;         // flops.total() / step_s / 1e9
     int peak_n = 0;            // the peak's sgemm size
@@ -65,6 +73,9 @@ struct BenchResult {
     // and peak_note says why (the machine was too noisy for a stable figure).
     std::optional<double> peak_fraction;
     std::string peak_note;
+    // (flops / cpu_step_s) / peak.cpu_best: both rates per CPU second, so the slices
+    // other processes take cancel out; the figure for a loaded machine, one thread.
+    std::optional<double> cpu_peak_fraction;
     bool profiled = false;
     // Seconds per step by kernel family (thread 0 of the profiled pass), and what
     // the families do not cover (zeroing gradients, the step loop, waiting).
@@ -83,7 +94,8 @@ struct BenchResult {
 void judge_peak(BenchResult& r);
 
 // Builds the task, model and optimizer of cfg (train.threads threads, 0 = all cores)
-// and times training steps exactly as `attnlab train` runs them.
+// and times training steps exactly as `attnlab train` runs them; a U-ViT
+// (model.arch = uvit) times its denoising step on a fixed random batch.
 BenchResult run_bench(RunConfig cfg, const BenchOptions& opt);
 
 std::string format_bench(const BenchResult& r);
