@@ -94,6 +94,8 @@ def task_vocab(task):
         return task["n"] + len(task["levels"])  # N values and one task token per level
     if name == "text":
         return 256  # bytes
+    if name == "fmnist":
+        return 10  # classes
     sys.exit(f"error: the peer does not know the vocabulary of task {name!r}; pass --vocab "
              "(the `vocab` of `attnlab bench --json`)")
 
@@ -110,6 +112,11 @@ def training_flops(m, B, T, vocab):
         forward = L * 2 * N * (C * 3 * C + C * C + C * fc + F * C) + 2 * N * C * vocab
         attention = 3 * L * 2 * (2 * B * (T * (T + 1) / 2) * C)
         return 3 * forward + attention
+    if arch == "uvit":  # T tokens per image: time, class and (T - 2) patches of p^2 pixels
+        F, pd, nout = m["ffn_mult"] * C, m["patch"] ** 2, (L - 1) // 2
+        forward = (2 * B * (T - 2) * pd * C + L * 2 * N * (C * 3 * C + C * C + 2 * C * F)
+                   + nout * 2 * N * 2 * C * C + 2 * N * C * pd)
+        return 3 * forward + 3 * L * 2 * (2 * B * T * T * C)  # bidirectional: all T^2 pairs
     if arch == "lstm":
         return 3 * (L * (2 * N * C * 4 * C + 2 * B * (T - 1) * C * 4 * C) + 2 * N * C * vocab)
     W = m["window"] or T
@@ -272,6 +279,104 @@ class PlainTransformer(nn.Module):
         return self.head(self.norm_f(x))
 
 
+# ----------------------------------------------------------------------------- the plain U-ViT
+# The U-ViT of src/model/uvit.h as a PyTorch user writes it: tokens [time, class, patches] plus
+# learned positions, (L-1)/2 in-blocks, a mid-block and (L-1)/2 out-blocks whose long skip is
+# nn.Linear(2C, C) over [x, skip]; bidirectional attention (torch.softmax over all T keys);
+# the head on every token (as attnlab, so the FLOPs agree), its patch tokens back to pixels.
+
+FMNIST_SIDE = 28  # Fashion-MNIST images are 28 x 28
+
+
+class UViTBlock(nn.Module):
+    def __init__(self, m, map_name, skip):
+        super().__init__()
+        C = m["dim"]
+        self.H, self.map_name = m["heads"], map_name
+        self.skip = nn.Linear(2 * C, C) if skip else None
+        self.norm1, self.norm2 = nn.LayerNorm(C, eps=NORM_EPS), nn.LayerNorm(C, eps=NORM_EPS)
+        self.qkv, self.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.fc, self.ffn_proj = nn.Linear(C, m["ffn_mult"] * C), nn.Linear(m["ffn_mult"] * C, C)
+
+    def attn(self, x):
+        B, T, C = x.shape
+        hs = C // self.H
+        q, k, v = self.qkv(x).view(B, T, 3, self.H, hs).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, hs)
+        s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
+        if self.map_name == "softmax":
+            w = torch.softmax(s, dim=-1)
+        else:
+            w = attention_map(s, torch.ones(T, T, dtype=torch.bool), self.map_name, T)
+        return self.proj((w @ v).transpose(1, 2).reshape(B, T, C))
+
+    def forward(self, x, skip=None):
+        if skip is not None:
+            x = self.skip(torch.cat([x, skip], dim=-1))
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn_proj(F.gelu(self.fc(self.norm2(x)), approximate=GELU_FORM))
+
+
+class PlainUViT(nn.Module):
+    def __init__(self, m, classes, maps):
+        super().__init__()
+        C, p, S = m["dim"], m["patch"], FMNIST_SIDE
+        self.S, self.p, self.nin = S, p, (m["layers"] - 1) // 2
+        T = 2 + (S // p) ** 2
+        self.patch_embed = nn.Linear(p * p, C)
+        self.class_emb = nn.Embedding(classes + 1, C)  # index `classes`: no class
+        self.pos_emb = nn.Parameter(torch.randn(T, C) * 0.02)
+        self.blocks = nn.ModuleList(UViTBlock(m, name, skip=l > self.nin) for l, name in enumerate(maps))
+        self.norm_f = nn.LayerNorm(C, eps=NORM_EPS)
+        self.head = nn.Linear(C, p * p)
+        self.register_buffer("freq", torch.exp(-math.log(10000.0) * torch.arange(C // 2) / (C // 2)))
+
+    def forward(self, x, t, y):  # x (B, S*S), t (B,) levels, y (B,) classes -> (B, S*S)
+        B, S, p = x.shape[0], self.S, self.p
+        g = S // p
+        patches = x.view(B, g, p, g, p).permute(0, 1, 3, 2, 4).reshape(B, g * g, p * p)
+        arg = t[:, None].float() * self.freq
+        time = torch.cat([torch.cos(arg), torch.sin(arg)], dim=1)
+        h = torch.cat([time[:, None], self.class_emb(y)[:, None], self.patch_embed(patches)], dim=1) + self.pos_emb
+        skips = []
+        for l, block in enumerate(self.blocks):
+            h = block(h, skips.pop() if l > self.nin else None)
+            if l < self.nin:
+                skips.append(h)
+        out = self.head(self.norm_f(h))[:, 2:]
+        return out.reshape(B, g, g, p, p).permute(0, 1, 3, 2, 4).reshape(B, S * S)
+
+
+def uvit_batches(B, classes, levels=1000, n=4):
+    """Random noisy images in [-1, 1], levels, classes (some dropped) and noise targets."""
+    gen = torch.Generator().manual_seed(1)
+    S2 = FMNIST_SIDE ** 2
+    return [(torch.rand(B, S2, generator=gen) * 2 - 1, torch.randint(levels, (B,), generator=gen),
+             torch.randint(classes + 1, (B,), generator=gen), torch.randn(B, S2, generator=gen))
+            for _ in range(n)]
+
+
+def time_uvit_sampling(model, classes, n, steps, per_batch, guidance=2.0):
+    """Seconds to draw n images with `steps` DDIM steps (eta 0) and classifier-free guidance,
+    as `attnlab sample`: per_batch images a batch, cond and uncond rows in one forward."""
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0).float()
+    ts = [int(round(i * 999 / (steps - 1))) for i in range(steps)][::-1] if steps > 1 else [999]
+    S2 = FMNIST_SIDE ** 2
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i0 in range(0, n, per_batch):
+            b = min(per_batch, n - i0)
+            y = torch.arange(i0, i0 + b) % classes
+            x = torch.randn(b, S2)
+            for j, t in enumerate(ts):
+                eps2 = model(torch.cat([x, x]), torch.full((2 * b,), t), torch.cat([y, torch.full((b,), classes)]))
+                eps = eps2[b:] + guidance * (eps2[:b] - eps2[b:])
+                a, a_next = abar[t], abar[ts[j + 1]] if j + 1 < len(ts) else torch.tensor(1.0)
+                x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+                x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+    return time.perf_counter() - t0
+
+
 def layer_maps(m):
     attention = m["attention"]
     if attention == "cogformer":
@@ -282,6 +387,10 @@ def layer_maps(m):
 def build(cfg, vocab, kind):
     """The peer model: `plain` (float32 modules, above) or `reference` (attnlab_ref cast)."""
     m, T = cfg["model"], cfg["train"]["context"]
+    if m["arch"] == "uvit":
+        if kind != "plain":
+            sys.exit("error: the U-ViT peer is the plain model only (--model plain)")
+        return PlainUViT(m, vocab, layer_maps(m))
     if m["arch"] == "lstm":
         return LSTMPeer(vocab, m["dim"], m["layers"]).float()
     if m.get("cis_rank", 0) and m["arch"] == "cisformer":
@@ -317,6 +426,9 @@ def main():
                     help="the plain model's GELU: PyTorch's default erf form (default; the faster "
                          "one here) or the tanh form attnlab computes")
     ap.add_argument("--vocab", type=int, help="vocabulary size (default: from the task configuration)")
+    ap.add_argument("--sample", type=int, default=0,
+                    help="U-ViT: also time drawing this many images (as `attnlab sample`)")
+    ap.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of --sample (default 50)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
     if bool(a.recipe) == bool(a.config):
@@ -329,6 +441,9 @@ def main():
     GELU_FORM = "none" if a.gelu == "erf" else "tanh"
     cfg = load_config(a.attnlab, a.recipe, a.config, a.set)
     tc, vocab = cfg["train"], a.vocab or task_vocab(cfg["task"])
+    uvit = cfg["model"]["arch"] == "uvit"
+    if uvit:  # the token count per image, as attnlab resolves it
+        tc["context"] = 2 + (FMNIST_SIDE // cfg["model"]["patch"]) ** 2
     B, T = tc["batch"], tc["context"]
     torch.manual_seed(tc["seed"])
     model = build(cfg, vocab, a.model)
@@ -345,18 +460,24 @@ def main():
     gen = torch.Generator().manual_seed(1)
     batches = [(torch.randint(vocab, (B, T), generator=gen), torch.randint(vocab, (B, T), generator=gen),
                 torch.rand(B, T, generator=gen) < 0.85) for _ in range(4)]
+    if uvit:  # images, levels, classes and noise targets, as `attnlab bench` makes them
+        batches = uvit_batches(B, vocab)
 
     step = 0
 
     def train_step():
         nonlocal step
-        inputs, targets, counted = batches[step % len(batches)]
         for g in opt.param_groups:
             g["lr"] = learning_rate(step, schedule)
         opt.zero_grad(set_to_none=True)
-        if a.model == "plain":  # uncounted targets are ignored
+        if uvit:
+            x, t, y, eps = batches[step % len(batches)]
+            loss = F.mse_loss(model(x, t, y), eps)
+        elif a.model == "plain":  # uncounted targets are ignored
+            inputs, targets, counted = batches[step % len(batches)]
             loss = F.cross_entropy(model(inputs).view(B * T, vocab), targets.masked_fill(~counted, -100).view(-1))
         else:
+            inputs, targets, counted = batches[step % len(batches)]
             loss = masked_cross_entropy(model(inputs), targets, counted)
         loss.backward()
         if tc["clip"] > 0:
@@ -383,6 +504,11 @@ def main():
          "steps_per_s": 1 / step_s, "step_ms": 1e3 * step_s, "step_min_ms": 1e3 * times[0],
          "step_median_ms": 1e3 * times[len(times) // 2], "flops_per_step": flops,
          "gflops": flops / step_s / 1e9}
+    if uvit:
+        r["images_per_s"] = B / step_s
+    if uvit and a.sample > 0:  # attnlab sample: 64 images a batch (a model built for 128 rows)
+        r["sample_images"], r["sample_steps"] = a.sample, a.sample_steps
+        r["sample_s"] = time_uvit_sampling(model.eval(), vocab, a.sample, a.sample_steps, 64)
     if a.json:
         print(json.dumps(r, indent=2))
     else:
@@ -391,7 +517,12 @@ def main():
         print(f"throughput  {r['tokens_per_s']:.0f} tokens/s, {r['steps_per_s']:.2f} steps/s  (mean of "
               f"{a.steps} steps after {a.warmup} warm-up; step {r['step_ms']:.2f} ms, fastest "
               f"{r['step_min_ms']:.2f} ms, median {r['step_median_ms']:.2f} ms)")
+        if uvit:
+            print(f"            {r['images_per_s']:.1f} images/s ({B} images of {T} tokens per step)")
         print(f"model       {flops / 1e9:.3f} GFLOP per step  ->  {r['gflops']:.1f} GFLOP/s")
+        if "sample_s" in r:
+            print(f"sampling    {a.sample} images, {a.sample_steps} DDIM steps with guidance: "
+                  f"{r['sample_s']:.1f} s")
 
 
 if __name__ == "__main__":

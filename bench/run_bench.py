@@ -36,8 +36,11 @@ CONFIGS = [
      "IARC transformer, 4 layers, d 176 (1.51M parameters), batch 32 x 64"),
     # The byte-level text model (needs data/kjv.txt: `make corpus`).
     ("TXT", "text-small", [], "text transformer, 4 layers, d 128, RoPE, batch 32 x 64"),
+    # The diffusion U-ViT (Fashion-MNIST 28 x 28, patch 4: 51 tokens per image); tokens/s
+    # are images/s x 51, and its own table gives images/s.
+    ("UVIT", "uvit-fmnist", [], "U-ViT, 7 blocks, d 96, 4 heads, FFN 2x, patch 4, batch 64 images"),
 ]
-DEFAULT_CONFIGS = "R1,R2,R3,R4,TS,TXT"
+DEFAULT_CONFIGS = "R1,R2,R3,R4,TS,TXT,UVIT"
 SCALING_T = [64, 128, 256, 512]
 NOISY_PEAK_SPREAD = 0.10
 
@@ -83,7 +86,8 @@ def measure(a, recipe, settings, threads, steps, warmup):
     spread = lambda rs: (max(r["tokens_per_s"] for r in rs) / min(r["tokens_per_s"] for r in rs) - 1)  # noqa: E731
     row = {"recipe": recipe, "settings": settings, "threads": threads, "attnlab": o, "pytorch": p,
            "pytorch_setup": f"OpenBLAS {p['blas_threads']} thread(s)",
-           "attnlab_runs": [r["tokens_per_s"] for r in ours], "pytorch_runs": [r["tokens_per_s"] for r in peer],
+           "attnlab_runs": [r["tokens_per_s"] for r in ours],
+           "attnlab_cpu_fraction": max((r.get("cpu_peak_fraction") or 0) for r in ours), "pytorch_runs": [r["tokens_per_s"] for r in peer],
            "pytorch_blas1_runs": [r["tokens_per_s"] for r in peer_blas1],
            "attnlab_peaks": [g for r in ours for g in r["peak_round_gflops"]],
            "attnlab_spread": spread(ours), "pytorch_spread": spread(peer + peer_blas1),
@@ -124,20 +128,29 @@ def print_main_table(rows, peaks, a):
                       for t, p in sorted(peaks.items())))
     print("PyTorch: plain float32 model, torch/OpenMP/OpenBLAS on N threads (with 2 threads also OpenBLAS "
           "on 1; the better counts)")
+    print("% peak CPU (1 thread): attnlab's model FLOPs per CPU second against sgemm's per CPU second, "
+          "best run (the slices other processes took cancel out)")
     ref = any("reference" in r for r in rows)
-    head = (f"{'cfg':<4}{'map':<12}{'thr':>4}{'attnlab tok/s':>14}{'GFLOP/s':>9}{'% peak':>8}"
+    head = (f"{'cfg':<5}{'map':<12}{'thr':>4}{'attnlab tok/s':>14}{'GFLOP/s':>9}{'% peak':>8}"
             f"{'PyTorch tok/s':>14}{'ratio':>8}" + (f"{'ref tok/s':>11}{'ratio':>8}" if ref else "")
-            + f"{'spread a/p':>12}")
+            + f"{'spread a/p':>12}{'% peak CPU':>11}")
     print(head)
     print("-" * len(head))
     for r in rows:
         o, p = r["attnlab"], r["pytorch"]
-        line = (f"{r['label']:<4}{r['map']:<12}{r['threads']:>4}{o['tokens_per_s']:>14.0f}{o['gflops']:>9.1f}"
+        line = (f"{r['label']:<5}{r['map']:<12}{r['threads']:>4}{o['tokens_per_s']:>14.0f}{o['gflops']:>9.1f}"
                 f"{fraction(o['gflops'], peaks[r['threads']]):>8}{p['tokens_per_s']:>14.0f}{r['ratio']:>7.2f}x")
         if ref:
             line += (f"{r['reference']['tokens_per_s']:>11.0f}{r['ratio_reference']:>7.2f}x" if "reference" in r
                      else " " * 19)
-        print(line + f"{100 * r['attnlab_spread']:>6.0f}%/{100 * r['pytorch_spread']:.0f}%")
+        print(line + f"{100 * r['attnlab_spread']:>6.0f}%/{100 * r['pytorch_spread']:.0f}%"
+              + (f"{100 * r['attnlab_cpu_fraction']:>9.1f}%" if r["threads"] == 1 else ""))
+    images = [r for r in rows if "images_per_s" in r["attnlab"]]
+    if images:
+        print("\nU-ViT training, images/s (best runs above):")
+        for r in images:
+            print(f"  {r['label']} {r['map']:<11} {r['threads']} thr: attnlab {r['attnlab']['images_per_s']:.1f}, "
+                  f"PyTorch {r['pytorch']['images_per_s']:.1f}")
 
 
 def print_derived(rows, threads, maps):
