@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 
 namespace attnlab {
@@ -37,7 +38,7 @@ inline float fast_exp(float x) {
     const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
     const int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
     const float y = exp_taylor6(r) * std::bit_cast<float>(bits);
-    return x == x ? y : x;
+    return std::isnan(x) ? x : y;  // (GCC 12 keeps `x == x ? y : x` as a branch: no vectors)
 }
 
 // tanh(u) = 1 - 2 / (exp(2u) + 1); |u| > 9 is +-1 to float precision.
