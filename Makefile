@@ -10,7 +10,7 @@ PACKAGES := g++ make cmake pkg-config libopenblas-openmp-dev libcli11-dev libtom
             python3 python3-torch python3-numpy python3-pytest bible-kjv \
             openmpi-bin libopenmpi-dev slurm-wlm munge \
             zlib1g-dev libpng-dev dataset-fashion-mnist \
-            clang-14 libclang-rt-14-dev libomp-14-dev
+            clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14
 
 all: build
 
@@ -116,3 +116,10 @@ test-asan: deps corpus
 	  -DCMAKE_CXX_FLAGS="$(SANITIZE)" > /dev/null
 	cmake --build build-asan -j $(JOBS) --target attnlab attnlab_tests
 	cd build-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest -j $(JOBS) --output-on-failure $(ASAN_CTEST_ARGS)
+
+# Formatting: every C++ file of src/, tests/, fuzz/ and bench/*.cpp against the
+# committed .clang-format; lists the differences and fails, changes nothing.
+.PHONY: format-check
+FORMAT_FILES = $(shell find src tests fuzz -name '*.cpp' -o -name '*.h' | sort) $(wildcard bench/*.cpp)
+format-check:
+	clang-format-14 --dry-run -Werror $(FORMAT_FILES)

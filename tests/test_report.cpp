@@ -17,7 +17,7 @@
 #include "report/attention_plot.h"
 #include "report/report.h"
 #include "report/svg.h"
-#include "report/sweep.h"
+#include "sweep/sweep.h"
 #include "train/trainer.h"
 
 using namespace attnlab;

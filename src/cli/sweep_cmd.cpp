@@ -15,7 +15,7 @@ extern char** environ;
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "report/slurm.h"
-#include "report/sweep.h"
+#include "sweep/sweep.h"
 
 namespace attnlab {
 

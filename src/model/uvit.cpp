@@ -81,91 +81,108 @@ struct UViT::Impl {
     // Bidirectional: every token sees every token (images have no order).
     AttentionShape shape(int B) const { return AttentionShape{B, T, C, H, /*causal=*/false}; }
     size_t att_size(int max_batch) const { return size_t(max_batch) * H * T * T; }
+
+    void build_table(ParamTable& table, const ModelConfig& cfg);
+    void assign_acts(Layout& lay, int max_batch);
+    void assign_grads(Layout& lay, int max_batch);
 };
 
 UViT::~UViT() = default;
 
+// The parameter table: patch embedding, class and position embeddings, the
+// blocks (out-blocks with their skip map first), the final norm and the head.
+void UViT::Impl::build_table(ParamTable& table, const ModelConfig& cfg) {
+    const int64_t Cl = C;
+    auto lin = [&](const std::string& name, int in, int out, Init init) {
+        Lin l;
+        l.in = in, l.out = out;
+        l.w = table.add(name + ".weight", {out, in}, init);
+        l.b = table.add(name + ".bias", {out}, Init::zeros);
+        return l;
+    };
+    auto norm = [&](const std::string& name) {
+        return Norm{table.add(name + ".weight", {Cl}, Init::ones),
+                    table.add(name + ".bias", {Cl}, Init::zeros)};
+    };
+    const Lin embed = lin("patch_embed", pd, C, Init::normal);
+    patch_w = embed.w, patch_b = embed.b;
+    class_emb = table.add("class_emb.weight", {K + 1, Cl}, Init::normal);
+    pos_emb = table.add("pos_emb.weight", {T, Cl}, Init::normal);
+    for (int l = 0; l < L; l++) {
+        const std::string n = "blocks." + std::to_string(l) + ".";
+        BlockRefs r;
+        r.map = cfg.attention[size_t(l)];
+        r.has_skip = l > nin;
+        if (r.has_skip) r.skip = lin(n + "skip", 2 * C, C, Init::normal);
+        r.norm1 = norm(n + "norm1");
+        r.qkv = lin(n + "attn.qkv", C, 3 * C, Init::normal);
+        r.proj = lin(n + "attn.proj", C, C, Init::residual);
+        r.norm2 = norm(n + "norm2");
+        r.fc = lin(n + "ffn.fc", C, F, Init::normal);
+        r.ffn_proj = lin(n + "ffn.proj", F, C, Init::residual);
+        blocks.push_back(r);
+    }
+    norm_f = norm("norm_f");
+    head = lin("head", C, pd, Init::normal);
+}
+
+// Activations for (max_batch) images: patches, tokens, per-block values, the output.
+void UViT::Impl::assign_acts(Layout& lay, int max_batch) {
+    const size_t N = size_t(max_batch) * T, NP = size_t(max_batch) * P, Cs = size_t(C);
+    patches = lay.take(NP * pd), pe = lay.take(NP * Cs);
+    x.assign(size_t(L) + 1, nullptr);
+    for (auto& xl : x) xl = lay.take(N * Cs);
+    a.assign(size_t(L), {});
+    for (int l = 0; l < L; l++) {
+        BlockActs& b = a[size_t(l)];
+        const bool skip = blocks[size_t(l)].has_skip;
+        b.cat = skip ? lay.take(N * 2 * Cs) : nullptr;
+        b.h = skip ? lay.take(N * Cs) : nullptr;
+        b.n1 = lay.take(N * Cs), b.qkv = lay.take(N * 3 * Cs), b.att = lay.take(N * Cs);
+        b.res1 = lay.take(N * Cs), b.n2 = lay.take(N * Cs);
+        b.fch = lay.take(N * size_t(F)), b.fca = lay.take(N * size_t(F));
+        b.mean1 = lay.take(N), b.rstd1 = lay.take(N), b.mean2 = lay.take(N), b.rstd2 = lay.take(N);
+    }
+    xf = lay.take(N * Cs), mean_f = lay.take(N), rstd_f = lay.take(N);
+    out = lay.take(N * size_t(pd)), pred = lay.take(size_t(max_batch) * S * S);
+}
+
+// Activation gradients, shared by the blocks; one skip slot per in-block.
+void UViT::Impl::assign_grads(Layout& lay, int max_batch) {
+    const size_t N = size_t(max_batch) * T, NP = size_t(max_batch) * P, Cs = size_t(C);
+    d_resid = lay.take(N * Cs), d_n = lay.take(N * Cs), d_qkv = lay.take(N * 3 * Cs);
+    d_att = lay.take(N * Cs), d_fca = lay.take(N * size_t(F));
+    d_cat = lay.take(N * 2 * Cs), d_out = lay.take(N * size_t(pd));
+    d_pe = lay.take(NP * Cs), d_xf = lay.take(N * Cs);
+    d_skip.assign(size_t(nin), nullptr);
+    for (auto& d : d_skip) d = lay.take(N * Cs);
+}
+
 UViT::UViT(const ModelConfig& cfg, int max_batch)
     : cfg_(cfg), max_batch_(max_batch), impl_(std::make_unique<Impl>()) {
-    if (cfg.arch != Arch::uvit) throw Error("UViT built from a model.arch = '" + arch_name(cfg.arch) + "' config");
+    if (cfg.arch != Arch::uvit)
+        throw Error("UViT built from a model.arch = '" + arch_name(cfg.arch) + "' config");
     validate(cfg);
     if (max_batch < 1) throw Error("train.batch must be >= 1");
     Impl& m = *impl_;
     m.S = cfg.image, m.p = cfg.patch, m.g = m.S / m.p, m.P = m.g * m.g, m.pd = m.p * m.p;
     m.T = m.P + 2, m.C = cfg.dim, m.F = cfg.ffn_mult * cfg.dim, m.H = cfg.heads;
     m.L = cfg.layers, m.nin = (m.L - 1) / 2, m.K = cfg.vocab;
-    const int64_t C = m.C;
-    auto lin = [&](const std::string& name, int in, int out, Init init) {
-        Lin l;
-        l.in = in, l.out = out;
-        l.w = table_.add(name + ".weight", {out, in}, init);
-        l.b = table_.add(name + ".bias", {out}, Init::zeros);
-        return l;
-    };
-    auto norm = [&](const std::string& name) {
-        return Norm{table_.add(name + ".weight", {C}, Init::ones), table_.add(name + ".bias", {C}, Init::zeros)};
-    };
-    const Lin pe = lin("patch_embed", m.pd, m.C, Init::normal);
-    m.patch_w = pe.w, m.patch_b = pe.b;
-    m.class_emb = table_.add("class_emb.weight", {m.K + 1, C}, Init::normal);
-    m.pos_emb = table_.add("pos_emb.weight", {m.T, C}, Init::normal);
-    for (int l = 0; l < m.L; l++) {
-        const std::string n = "blocks." + std::to_string(l) + ".";
-        BlockRefs r;
-        r.map = cfg.attention[size_t(l)];
-        r.has_skip = l > m.nin;
-        if (r.has_skip) r.skip = lin(n + "skip", 2 * m.C, m.C, Init::normal);
-        r.norm1 = norm(n + "norm1");
-        r.qkv = lin(n + "attn.qkv", m.C, 3 * m.C, Init::normal);
-        r.proj = lin(n + "attn.proj", m.C, m.C, Init::residual);
-        r.norm2 = norm(n + "norm2");
-        r.fc = lin(n + "ffn.fc", m.C, m.F, Init::normal);
-        r.ffn_proj = lin(n + "ffn.proj", m.F, m.C, Init::residual);
-        m.blocks.push_back(r);
-    }
-    m.norm_f = norm("norm_f");
-    m.head = lin("head", m.C, m.pd, Init::normal);
+    m.build_table(table_, cfg);
     params_.resize(table_.total());
     grads_.resize(table_.total());
 
     // Activations and gradients: one layout pass to size, one to assign.
-    const size_t N = size_t(max_batch) * m.T, NP = size_t(max_batch) * m.P, Cs = size_t(m.C);
-    auto assign = [&](Layout& lay) {
-        m.patches = lay.take(NP * m.pd), m.pe = lay.take(NP * Cs);
-        m.x.assign(size_t(m.L) + 1, nullptr);
-        for (auto& x : m.x) x = lay.take(N * Cs);
-        m.a.assign(size_t(m.L), {});
-        for (int l = 0; l < m.L; l++) {
-            BlockActs& a = m.a[size_t(l)];
-            const bool skip = m.blocks[size_t(l)].has_skip;
-            a.cat = skip ? lay.take(N * 2 * Cs) : nullptr;
-            a.h = skip ? lay.take(N * Cs) : nullptr;
-            a.n1 = lay.take(N * Cs), a.qkv = lay.take(N * 3 * Cs), a.att = lay.take(N * Cs);
-            a.res1 = lay.take(N * Cs), a.n2 = lay.take(N * Cs);
-            a.fch = lay.take(N * size_t(m.F)), a.fca = lay.take(N * size_t(m.F));
-            a.mean1 = lay.take(N), a.rstd1 = lay.take(N), a.mean2 = lay.take(N), a.rstd2 = lay.take(N);
-        }
-        m.xf = lay.take(N * Cs), m.mean_f = lay.take(N), m.rstd_f = lay.take(N);
-        m.out = lay.take(N * size_t(m.pd)), m.pred = lay.take(size_t(max_batch) * pixels());
-    };
-    auto assign_grads = [&](Layout& lay) {
-        m.d_resid = lay.take(N * Cs), m.d_n = lay.take(N * Cs), m.d_qkv = lay.take(N * 3 * Cs);
-        m.d_att = lay.take(N * Cs), m.d_fca = lay.take(N * size_t(m.F));
-        m.d_cat = lay.take(N * 2 * Cs), m.d_out = lay.take(N * size_t(m.pd));
-        m.d_pe = lay.take(NP * Cs), m.d_xf = lay.take(N * Cs);
-        m.d_skip.assign(size_t(m.nin), nullptr);
-        for (auto& d : m.d_skip) d = lay.take(N * Cs);
-    };
     Layout lay;
-    assign(lay);
+    m.assign_acts(lay, max_batch);
     m.acts.resize(lay.used());
     lay.reset(m.acts.data());
-    assign(lay);
+    m.assign_acts(lay, max_batch);
     lay.reset(nullptr);
-    assign_grads(lay);
+    m.assign_grads(lay, max_batch);
     m.dacts.resize(lay.used());
     lay.reset(m.dacts.data());
-    assign_grads(lay);
+    m.assign_grads(lay, max_batch);
     m.weights.resize(m.att_size(max_batch) * size_t(m.L));
     if (std::any_of(cfg.attention.begin(), cfg.attention.end(), attention_map_needs_scores))
         m.scores.resize(m.att_size(max_batch) * size_t(m.L));

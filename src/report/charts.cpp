@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 
 namespace attnlab {
@@ -106,6 +107,42 @@ std::string tick_label(double v) {
     return fmt::format("{:.3g}", v);
 }
 
+namespace {
+
+// One series of a line chart: its min-max band, single-run dots, the mean line
+// and (for few points) markers with tool tips; X maps x values to pixels.
+void draw_series(Svg& svg, const ChartSeries& s, const Frame& f,
+                 const std::function<double(double)>& X) {
+    svg.open_group("class=\"series\" data-series=\"" + xml_escape(s.name) + "\"");
+    if (!s.lo.empty() && s.x.size() > 1) {
+        std::vector<std::pair<double, double>> band;
+        for (size_t i = 0; i < s.x.size(); i++) band.emplace_back(X(s.x[i]), f.y(s.hi[i]));
+        for (size_t i = s.x.size(); i-- > 0;) band.emplace_back(X(s.x[i]), f.y(s.lo[i]));
+        svg.polygon(band, s.colour, 0.13);
+    }
+    for (const auto& [x, y] : s.dots)
+        svg.circle(X(x), f.y(y), 2, s.colour, "fill-opacity=\"0.45\"");
+    std::vector<std::pair<double, double>> line;
+    for (size_t i = 0; i < s.x.size(); i++) line.emplace_back(X(s.x[i]), f.y(s.mean[i]));
+    if (line.size() > 1) svg.polyline(line, s.colour, 2, "stroke-opacity=\"0.85\"");
+    // Markers only where there are few points (sweep values, not learning-curve steps).
+    if (s.x.size() <= 24) {
+        for (size_t i = 0; i < s.x.size(); i++) {
+            if (!s.lo.empty() && s.x.size() == 1)
+                svg.line(line[i].first, f.y(s.lo[i]), line[i].first, f.y(s.hi[i]), s.colour,
+                         1.5);
+            svg.open_group();
+            svg.circle(line[i].first, line[i].second, 3.5, s.colour,
+                       "stroke=\"#ffffff\" stroke-width=\"1\"");
+            if (i < s.tips.size() && !s.tips[i].empty()) svg.title(s.tips[i]);
+            svg.close_group();
+        }
+    }
+    svg.close_group();
+}
+
+}  // namespace
+
 Svg draw_line_chart(const LineChart& c) {
     Svg svg(c.width, c.height);
     std::vector<std::string> names, colours;
@@ -168,34 +205,7 @@ Svg draw_line_chart(const LineChart& c) {
     if (!c.x_label.empty())
         svg.text(f.left + f.width / 2, c.height - 8, c.x_label, 12, Anchor::middle);
 
-    for (const auto& s : c.series) {
-        svg.open_group("class=\"series\" data-series=\"" + xml_escape(s.name) + "\"");
-        if (!s.lo.empty() && s.x.size() > 1) {
-            std::vector<std::pair<double, double>> band;
-            for (size_t i = 0; i < s.x.size(); i++) band.emplace_back(X(s.x[i]), f.y(s.hi[i]));
-            for (size_t i = s.x.size(); i-- > 0;) band.emplace_back(X(s.x[i]), f.y(s.lo[i]));
-            svg.polygon(band, s.colour, 0.13);
-        }
-        for (const auto& [x, y] : s.dots)
-            svg.circle(X(x), f.y(y), 2, s.colour, "fill-opacity=\"0.45\"");
-        std::vector<std::pair<double, double>> line;
-        for (size_t i = 0; i < s.x.size(); i++) line.emplace_back(X(s.x[i]), f.y(s.mean[i]));
-        if (line.size() > 1) svg.polyline(line, s.colour, 2, "stroke-opacity=\"0.85\"");
-        // Markers only where there are few points (sweep values, not learning-curve steps).
-        if (s.x.size() <= 24) {
-            for (size_t i = 0; i < s.x.size(); i++) {
-                if (!s.lo.empty() && s.x.size() == 1)
-                    svg.line(line[i].first, f.y(s.lo[i]), line[i].first, f.y(s.hi[i]), s.colour,
-                             1.5);
-                svg.open_group();
-                svg.circle(line[i].first, line[i].second, 3.5, s.colour,
-                           "stroke=\"#ffffff\" stroke-width=\"1\"");
-                if (i < s.tips.size() && !s.tips[i].empty()) svg.title(s.tips[i]);
-                svg.close_group();
-            }
-        }
-        svg.close_group();
-    }
+    for (const auto& s : c.series) draw_series(svg, s, f, X);
     if (c.legend) legend_column(svg, f.left + f.width + 18, f.top + 10, names, colours, true);
     return svg;
 }

@@ -16,6 +16,7 @@
 #include "core/safetensors.h"
 #include "report/charts.h"
 #include "report/diffusion_report.h"
+#include "report/report_data.h"
 #include "report/svg.h"
 #include "train/progress.h"
 
@@ -25,315 +26,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct AxisInfo {
-    std::string name;
-    bool tied = false;
-    std::vector<std::string> keys, values;
-};
-
-struct RunData {
-    std::string name;
-    std::vector<std::string> values;  // per axis
-    std::optional<RunResult> result;
-    std::vector<std::pair<double, double>> curve;  // (step, eval metric)
-};
-
-struct SweepData {
-    std::string dir, title, grid;
-    std::vector<AxisInfo> axes;
-    std::vector<RunData> runs;
-    // Byte-level language modelling (every finished run reports bits per byte): the
-    // plots show validation bits per byte (lower is better) instead of accuracy.
-    bool bits = false;
-    bool some_bits = false;  // at least one finished run reports bits per byte: a table column
-};
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, sep)) out.push_back(item);
-    if (!s.empty() && s.back() == sep) out.emplace_back();
-    return out;
-}
-
-// (step, eval_acc) of the rows of metrics.csv that carry an evaluation; with bits,
-// (step, eval_loss / ln 2), the validation bits per byte.
-std::vector<std::pair<double, double>> read_curve(const std::string& path, bool bits) {
-    std::ifstream in(path);
-    std::vector<std::pair<double, double>> curve;
-    std::string line;
-    if (!in || !std::getline(in, line)) return curve;
-    const auto header = split(line, ',');
-    const auto step_col = std::find(header.begin(), header.end(), "step") - header.begin();
-    const auto acc_col =
-        std::find(header.begin(), header.end(), bits ? "eval_loss" : "eval_acc") - header.begin();
-    const double scale = bits ? 1 / std::log(2.0) : 1;
-    if (size_t(acc_col) >= header.size() || size_t(step_col) >= header.size()) return curve;
-    while (std::getline(in, line)) {
-        const auto f = split(line, ',');
-        if (f.size() != header.size() || f[size_t(acc_col)].empty()) continue;
-        try {
-            curve.emplace_back(std::stod(f[size_t(step_col)]),
-                               scale * std::stod(f[size_t(acc_col)]));
-        } catch (const std::exception&) {
-            throw Error("'" + path + "' has a malformed row: " + line);
-        }
-    }
-    return curve;
-}
-
-SweepData load_sweep(const std::string& dir) {
-    const std::string path = dir + "/sweep.json";
-    std::ifstream in(path);
-    if (!in)
-        throw Error("'" + dir +
-                    "' is not a sweep folder (no sweep.json); `attnlab sweep --grid FILE --out " +
-                    dir + "` makes one");
-    SweepData d;
-    d.dir = dir;
-    try {
-        const auto j = nlohmann::json::parse(in);
-        d.title = j.value("title", "");
-        d.grid = j.value("grid", "");
-        for (const auto& a : j.at("axes"))
-            d.axes.push_back({a.at("name").get<std::string>(), a.at("tied").get<bool>(),
-                              a.at("keys").get<std::vector<std::string>>(),
-                              a.at("values").get<std::vector<std::string>>()});
-        for (const auto& r : j.at("runs")) {
-            RunData run;
-            run.name = r.at("name").get<std::string>();
-            run.values = r.at("values").get<std::vector<std::string>>();
-            if (run.values.size() != d.axes.size())
-                throw Error("run '" + run.name + "' has the wrong number of values");
-            d.runs.push_back(std::move(run));
-        }
-    } catch (const Error& e) {
-        throw Error("'" + path + "': " + e.what());
-    } catch (const std::exception& e) {
-        throw Error("cannot read '" + path + "': " + e.what());
-    }
-    bool any = false, all_bits = true;
-    for (auto& run : d.runs) {
-        run.result = read_run_result(dir + "/" + run.name);
-        if (!run.result) continue;
-        any = true;
-        all_bits = all_bits && run.result->bits_per_byte.has_value();
-        d.some_bits = d.some_bits || run.result->bits_per_byte.has_value();
-    }
-    d.bits = any && all_bits;
-    for (auto& run : d.runs)
-        if (run.result) run.curve = read_curve(dir + "/" + run.name + "/metrics.csv", d.bits);
-    return d;
-}
-
-bool is_series_axis(const AxisInfo& a) {
-    for (const auto& k : a.keys)
-        if (k == "model.attention" || k == "model.arch") return true;
-    return false;
-}
-
-std::string short_key(const std::string& key) {
-    const size_t dot = key.rfind('.');
-    return dot == std::string::npos ? key : key.substr(dot + 1);
-}
-
-bool parse_number(const std::string& s, double& out) {
-    try {
-        size_t used = 0;
-        out = std::stod(s, &used);
-        return used == s.size() && std::isfinite(out);
-    } catch (const std::exception&) {
-        return false;
-    }
-}
-
-// Which axis runs along x and which axes make the series; the seed axis (and
-// any axis with one value) is what a point aggregates over.
-struct Layout {
-    int x = -1;
-    std::vector<int> series;
-};
-
-Layout choose_layout(const SweepData& d, const ReportOptions& opt) {
-    auto find_axis = [&](const std::string& name) {
-        for (size_t a = 0; a < d.axes.size(); a++)
-            if (d.axes[a].name == name) return int(a);
-        std::string list;
-        for (const auto& a : d.axes) list += (list.empty() ? "" : ", ") + a.name;
-        throw Error("the sweep in '" + d.dir + "' has no axis '" + name + "'; its axes: " + list);
-    };
-    auto varying = [&](int a) { return d.axes[size_t(a)].values.size() > 1; };
-    Layout l;
-    if (!opt.series.empty())
-        for (const auto& s : split(opt.series, ',')) {
-            const int a = find_axis(s);
-            if (std::find(l.series.begin(), l.series.end(), a) == l.series.end())
-                l.series.push_back(a);
-        }
-    else
-        for (size_t a = 0; a < d.axes.size(); a++)
-            if (varying(int(a)) && is_series_axis(d.axes[a])) l.series.push_back(int(a));
-    auto in_series = [&](int a) {
-        return std::find(l.series.begin(), l.series.end(), a) != l.series.end();
-    };
-    if (opt.x == "none") {
-        l.x = -1;
-    } else if (!opt.x.empty()) {
-        l.x = find_axis(opt.x);
-        if (!varying(l.x)) throw Error("--x " + opt.x + ": that axis has a single value");
-        if (in_series(l.x)) throw Error("--x " + opt.x + " is also a series axis");
-    } else {
-        // The first candidate with numeric values (a level, a size), else the first candidate.
-        auto numeric = [&](size_t a) {
-            for (const auto& v : d.axes[a].values) {
-                double x;
-                if (!parse_number(v, x)) return false;
-            }
-            return true;
-        };
-        for (bool need_numeric : {true, false})
-            for (size_t a = 0; a < d.axes.size() && l.x < 0; a++)
-                if (varying(int(a)) && d.axes[a].name != "train.seed" && !in_series(int(a)) &&
-                    (!need_numeric || numeric(a)))
-                    l.x = int(a);
-    }
-    // Any other varying axis (but the seed) separates series too, so no point mixes them.
-    for (size_t a = 0; a < d.axes.size(); a++)
-        if (varying(int(a)) && d.axes[a].name != "train.seed" && int(a) != l.x &&
-            !in_series(int(a)))
-            l.series.push_back(int(a));
-    return l;
-}
-
-std::string series_label(const SweepData& d, const Layout& l, const RunData& r) {
-    std::string s;
-    for (int a : l.series) {
-        const AxisInfo& ax = d.axes[size_t(a)];
-        const std::string part = is_series_axis(ax)
-                                     ? r.values[size_t(a)]
-                                     : short_key(ax.name) + "=" + r.values[size_t(a)];
-        s += (s.empty() ? "" : ", ") + part;
-    }
-    if (!s.empty()) return s;
-    for (size_t a = 0; a < d.axes.size();
-         a++)  // a single series: name it by its map if the grid says
-        if (is_series_axis(d.axes[a])) return r.values[a];
-    return "all runs";
-}
-
-struct Stats {
-    int n = 0;
-    double mean = 0, std = 0, min = 0, max = 0;
-};
-
-Stats stats_of(const std::vector<double>& v) {
-    Stats s;
-    s.n = int(v.size());
-    if (v.empty()) return s;
-    s.min = *std::min_element(v.begin(), v.end());
-    s.max = *std::max_element(v.begin(), v.end());
-    for (double x : v) s.mean += x;
-    s.mean /= double(v.size());
-    if (v.size() > 1) {
-        double ss = 0;
-        for (double x : v) ss += (x - s.mean) * (x - s.mean);
-        s.std = std::sqrt(ss / double(v.size() - 1));
-    }
-    return s;
-}
-
-std::string pct(double v) {
-    return fmt::format("{:.1f}", 100 * v);
-}
-
-// The runs grouped: series x points, each cell the finished runs it aggregates.
-struct Groups {
-    std::vector<std::string> series;  // labels in order of first appearance
-    std::vector<std::string> xs;      // x values in axis order ({""} without an x axis)
-    std::vector<std::vector<std::vector<size_t>>> cells;  // [series][x] -> run indices
-    std::vector<std::string> labels;  // task labels, in order of first appearance
-    bool numeric_x = false;
-    std::vector<double> x_numbers;
-
-    std::vector<double> accuracies(size_t s, size_t x, const SweepData& d) const {
-        std::vector<double> v;
-        for (size_t r : cells[s][x]) v.push_back(d.runs[r].result->accuracy);
-        return v;
-    }
-    // The plotted metric of each run in a cell: accuracy, or bits per byte (d.bits).
-    std::vector<double> plotted(size_t s, size_t x, const SweepData& d) const {
-        if (!d.bits) return accuracies(s, x, d);
-        std::vector<double> v;
-        for (size_t r : cells[s][x]) v.push_back(*d.runs[r].result->bits_per_byte);
-        return v;
-    }
-    std::vector<double> task_accuracies(size_t s, size_t x, const std::string& label,
-                                        const SweepData& d) const {
-        std::vector<double> v;
-        for (size_t r : cells[s][x])
-            for (const auto& [l, acc] : d.runs[r].result->per_task)
-                if (l == label) v.push_back(acc);
-        return v;
-    }
-};
-
-Groups group_runs(const SweepData& d, const Layout& l) {
-    Groups g;
-    g.xs = l.x >= 0 ? d.axes[size_t(l.x)].values : std::vector<std::string>{""};
-    for (const auto& r : d.runs) {
-        const std::string s = series_label(d, l, r);
-        if (std::find(g.series.begin(), g.series.end(), s) == g.series.end()) g.series.push_back(s);
-    }
-    g.cells.assign(g.series.size(), std::vector<std::vector<size_t>>(g.xs.size()));
-    for (size_t i = 0; i < d.runs.size(); i++) {
-        const RunData& r = d.runs[i];
-        if (!r.result) continue;
-        const size_t s = size_t(std::find(g.series.begin(), g.series.end(), series_label(d, l, r)) -
-                                g.series.begin());
-        const size_t x =
-            l.x >= 0
-                ? size_t(std::find(g.xs.begin(), g.xs.end(), r.values[size_t(l.x)]) - g.xs.begin())
-                : 0;
-        g.cells[s][x].push_back(i);
-        for (const auto& [label, acc] : r.result->per_task)
-            if (std::find(g.labels.begin(), g.labels.end(), label) == g.labels.end())
-                g.labels.push_back(label);
-    }
-    g.numeric_x = l.x >= 0;
-    for (const auto& x : g.xs) {
-        double v = 0;
-        if (!parse_number(x, v)) g.numeric_x = false;
-        g.x_numbers.push_back(v);
-    }
-    return g;
-}
-
-bool runs_have_several_tasks(const SweepData& d) {
-    for (const auto& r : d.runs)
-        if (r.result && r.result->per_task.size() > 1) return true;
-    return false;
-}
-
-std::string x_title(const SweepData& d, const Layout& l) {
-    return l.x >= 0 ? d.axes[size_t(l.x)].name : "";
-}
-
-// A value of the plotted metric as text: "87.5%", or "1.945" bits per byte.
-std::string metric_text(const SweepData& d, double v) {
-    return d.bits ? fmt::format("{:.3f}", v) : pct(v) + "%";
-}
-
-int seeds_per_point(const Groups& g) {
-    int most = 0;
-    for (const auto& row : g.cells)
-        for (const auto& c : row) most = std::max(most, int(c.size()));
-    return most;
-}
+using namespace report;
 
 // The main plot: accuracy against x (lines), or, without an x axis, bars of
 // the overall accuracy and of each task per series.
-Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
+Svg main_chart(const SweepData& d, const ChartAxes& l, const Groups& g) {
     const int n = seeds_per_point(g);
     const std::string spread =
         n > 1
@@ -408,7 +105,7 @@ Svg main_chart(const SweepData& d, const Layout& l, const Groups& g) {
 }
 
 // Learning curves: one panel per x value, eval accuracy against step per series.
-std::vector<Svg> curve_panels(const SweepData& d, const Layout& l, const Groups& g) {
+std::vector<Svg> curve_panels(const SweepData& d, const ChartAxes& l, const Groups& g) {
     std::vector<Svg> panels;
     for (size_t x = 0; x < g.xs.size(); x++) {
         LineChart c;
@@ -444,7 +141,7 @@ std::vector<Svg> curve_panels(const SweepData& d, const Layout& l, const Groups&
 }
 
 // Per-task bars, one panel per x value (only when runs report several tasks).
-std::vector<Svg> task_panels(const SweepData& d, const Layout& l, const Groups& g) {
+std::vector<Svg> task_panels(const SweepData& d, const ChartAxes& l, const Groups& g) {
     std::vector<Svg> panels;
     for (size_t x = 0; x < g.xs.size(); x++) {
         BarChart c;
@@ -475,7 +172,7 @@ std::vector<Svg> task_panels(const SweepData& d, const Layout& l, const Groups& 
 }
 
 // The summary table as rows of cells (first row: the header); numbers in percent.
-std::vector<std::vector<std::string>> summary_table(const SweepData& d, const Layout& l,
+std::vector<std::vector<std::string>> summary_table(const SweepData& d, const ChartAxes& l,
                                                     const Groups& g) {
     std::string series_head;
     for (int a : l.series)
@@ -617,6 +314,64 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 details summary { cursor: pointer; margin: 12px 0; font-size: 14px; }
 )";
 
+// "12 of 12 runs finished, 3m 4s of compute (sum of run wall times). Grid ...: axes."
+std::string meta_text(const SweepData& d, const ReportFiles& files, double compute_s) {
+    std::string axes_text;
+    for (const auto& a : d.axes) {
+        std::string vals;
+        for (const auto& v : a.values) vals += (vals.empty() ? "" : ", ") + v;
+        axes_text += (axes_text.empty() ? "" : "; ") + a.name + " in {" + vals + "}";
+    }
+    return fmt::format(
+        "{} of {} runs finished{}, {} of compute (sum of run wall times). Grid {}: {}.",
+        files.runs_finished, files.runs_total,
+        files.runs_finished < files.runs_total
+            ? fmt::format(" ({} missing)", files.runs_total - files.runs_finished)
+            : "",
+        format_duration(compute_s), d.grid, axes_text.empty() ? "a single run" : axes_text);
+}
+
+std::vector<std::string> series_colours(const Groups& g) {
+    std::vector<std::string> colours;
+    for (size_t s = 0; s < g.series.size(); s++) colours.push_back(series_colour(s));
+    return colours;
+}
+
+// The HTML sections after the main plot: learning curves and per-task panels.
+std::string html_panels(const SweepData& d, const ChartAxes& l, const Groups& g) {
+    std::string html;
+    const auto curves = curve_panels(d, l, g);
+    if (!curves.empty()) {
+        html += std::string("<h2>Learning curves</h2>\n<p class=\"note\">") +
+                (d.bits ? "Bits per byte on the validation part"
+                        : "Accuracy on the fixed evaluation set") +
+                " during training; line: mean over runs, band: min to max.</p>\n";
+        html += draw_legend(g.series, series_colours(g), 1000).str();
+        html += "<div class=\"panels\">\n";
+        for (const auto& p : curves) html += p.str();
+        html += "</div>\n";
+    }
+    if (l.x >= 0 && runs_have_several_tasks(d)) {
+        html += "<h2>Accuracy per task</h2>\n";
+        html += draw_legend(g.series, series_colours(g), 1000).str() + "<div class=\"panels\">\n";
+        for (const auto& p : task_panels(d, l, g)) html += p.str();
+        html += "</div>\n";
+    }
+    return html;
+}
+
+// Each run's name and its axis values, for the diffusion section's FID table and samples.
+std::vector<std::pair<std::string, std::string>> run_labels(const SweepData& d) {
+    std::vector<std::pair<std::string, std::string>> labels;
+    for (const auto& r : d.runs) {
+        std::string v;
+        for (size_t a = 0; a < r.values.size(); a++)
+            v += (a ? ", " : "") + d.axes[a].name + " = " + r.values[a];
+        labels.emplace_back(r.name, v);
+    }
+    return labels;
+}
+
 }  // namespace
 
 ReportFiles write_report(const ReportOptions& opt) {
@@ -629,28 +384,14 @@ ReportFiles write_report(const ReportOptions& opt) {
     if (files.runs_finished == 0)
         throw Error("no run in '" + opt.dir +
                     "' has finished yet (none has a summary.json); nothing to report");
-    const Layout l = choose_layout(d, opt);
+    const ChartAxes l = choose_layout(d, opt);
     const Groups g = group_runs(d, l);
     files.x_axis = l.x >= 0 ? d.axes[size_t(l.x)].name : "";
     files.series = g.series;
 
     const std::string title =
         !d.title.empty() ? d.title : "Sweep " + fs::path(opt.dir).filename().string();
-    std::string axes_text;
-    for (const auto& a : d.axes) {
-        std::string vals;
-        for (const auto& v : a.values) vals += (vals.empty() ? "" : ", ") + v;
-        axes_text += (axes_text.empty() ? "" : "; ") + a.name + " in {" + vals + "}";
-    }
-    const std::string meta =
-        fmt::format("{} of {} runs finished{}, {} of compute (sum of run wall times). Grid {}: {}.",
-                    files.runs_finished, files.runs_total,
-                    files.runs_finished < files.runs_total
-                        ? fmt::format(" ({} missing)", files.runs_total - files.runs_finished)
-                        : "",
-                    format_duration(compute_s), d.grid,
-                    axes_text.empty() ? "a single run" : axes_text);
-
+    const std::string meta = meta_text(d, files, compute_s);
     const Svg main = main_chart(d, l, g);
     files.svg = opt.dir + "/accuracy.svg";
     write_text_atomic(files.svg, main.str());
@@ -661,45 +402,13 @@ ReportFiles write_report(const ReportOptions& opt) {
         xml_escape(title) + "</title>\n<style>\n" + kStyle + "</style>\n</head>\n<body>\n";
     html += "<h1>" + xml_escape(title) + "</h1>\n<p class=\"meta\">" + xml_escape(meta) + "</p>\n";
     html += std::string(d.bits ? "<h2>Bits per byte</h2>\n" : "<h2>Accuracy</h2>\n") + main.str();
-    const auto curves = curve_panels(d, l, g);
-    if (!curves.empty()) {
-        html += std::string("<h2>Learning curves</h2>\n<p class=\"note\">") +
-                (d.bits ? "Bits per byte on the validation part"
-                        : "Accuracy on the fixed evaluation set") +
-                " during training; line: mean over runs, band: min to max.</p>\n";
-        html += draw_legend(
-                    g.series,
-                    [&] {
-                        std::vector<std::string> c;
-                        for (size_t s = 0; s < g.series.size(); s++) c.push_back(series_colour(s));
-                        return c;
-                    }(),
-                    1000)
-                    .str();
-        html += "<div class=\"panels\">\n";
-        for (const auto& p : curves) html += p.str();
-        html += "</div>\n";
-    }
-    if (l.x >= 0 && runs_have_several_tasks(d)) {
-        html += "<h2>Accuracy per task</h2>\n";
-        std::vector<std::string> colours;
-        for (size_t s = 0; s < g.series.size(); s++) colours.push_back(series_colour(s));
-        html += draw_legend(g.series, colours, 1000).str() + "<div class=\"panels\">\n";
-        for (const auto& p : task_panels(d, l, g)) html += p.str();
-        html += "</div>\n";
-    }
+    html += html_panels(d, l, g);
     html +=
         "<h2>Table</h2>\n<p class=\"note\">Final evaluation accuracy in percent: mean ± standard "
         "deviation "
         "over runs (seeds), their minimum and maximum.</p>\n" +
         html_table(table);
-    std::vector<std::pair<std::string, std::string>> run_labels;  // diffusion runs: FID and samples
-    for (const auto& r : d.runs) {
-        std::string v;
-        for (size_t a = 0; a < r.values.size(); a++) v += (a ? ", " : "") + d.axes[a].name + " = " + r.values[a];
-        run_labels.emplace_back(r.name, v);
-    }
-    const DiffusionSection diffusion = diffusion_section(opt.dir, run_labels);
+    const DiffusionSection diffusion = diffusion_section(opt.dir, run_labels(d));
     html += diffusion.html;
     html += "<details>\n<summary>All " + std::to_string(d.runs.size()) + " runs</summary>\n" +
             html_table(runs_table(d, g)) + "</details>\n";
@@ -708,9 +417,8 @@ ReportFiles write_report(const ReportOptions& opt) {
     files.html = opt.html.empty() ? opt.dir + "/report.html" : opt.html;
     write_text_atomic(files.html, html);
 
-    std::string md =
-        "# " + title + "\n\n" + meta + "\n\n![accuracy](accuracy.svg)\n\n" + markdown_table(table) +
-        diffusion.markdown;
+    std::string md = "# " + title + "\n\n" + meta + "\n\n![accuracy](accuracy.svg)\n\n" +
+                     markdown_table(table) + diffusion.markdown;
     files.markdown = opt.dir + "/report.md";
     write_text_atomic(files.markdown, md);
     return files;

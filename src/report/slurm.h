@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "report/sweep.h"
+#include "sweep/sweep.h"
 
 namespace attnlab {
 

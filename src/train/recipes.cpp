@@ -5,8 +5,11 @@
 
 namespace attnlab {
 
-const std::vector<Recipe>& all_recipes() {
-    static const std::vector<Recipe> recipes = {
+namespace {
+
+// Small demos, a minute or a few.
+std::vector<Recipe> quick_recipes() {
+    return {
         {"iarc-quick", "the demo: a 2-layer transformer on the IARC task-switching stream, about a minute",
          R"([model]
 arch = "transformer"
@@ -64,6 +67,12 @@ eval_windows = 256
 )"},
         // The task-switching paper's setting: the iarc modifier variant, every model
         // about 1.5M parameters (the paper's "similar sizes (~1.5M parameters)").
+    };
+}
+
+// The IARC modifier comparison at about 1.5M parameters per architecture.
+std::vector<Recipe> paper_recipes() {
+    return {
         {"iarc-paper-transformer", "iarc (modifier): transformer, 4 layers, d 176 (1.52M parameters)",
          R"([model]
 arch = "transformer"
@@ -138,6 +147,12 @@ warmup = 100
 eval_every = 500
 )"},
         // Diffusion: the U-ViT on Fashion-MNIST (RESULTS.md, experiments/cog-diffusion.toml).
+    };
+}
+
+// The U-ViT on Fashion-MNIST.
+std::vector<Recipe> diffusion_recipes() {
+    return {
         {"uvit-fmnist-quick", "a small U-ViT diffusion model on Fashion-MNIST, patch 4, a minute or two",
          R"([model]
 arch = "uvit"
@@ -186,6 +201,12 @@ eval_samples = 1000
 )"},
         // The reference configurations of `attnlab bench` and `make bench`
         // (docs/performance.md); all on iarc with N = 16, vocab 20.
+    };
+}
+
+// The reference shapes of the speed benchmarks (docs/performance.md).
+std::vector<Recipe> bench_recipes() {
+    return {
         {"bench-r1", "benchmark R1: transformer, 2 layers, d 64, 4 heads, FFN 4x, T 64, batch 64",
          R"([model]
 arch = "transformer"
@@ -254,8 +275,19 @@ batch = 64
 context = 64
 lr = 3e-3
 warmup = 100
-)"},
+)"}
     };
+}
+
+}  // namespace
+
+const std::vector<Recipe>& all_recipes() {
+    static const std::vector<Recipe> recipes = [] {
+        std::vector<Recipe> all;
+        for (auto group : {quick_recipes, paper_recipes, diffusion_recipes, bench_recipes})
+            for (auto& r : group()) all.push_back(std::move(r));
+        return all;
+    }();
     return recipes;
 }
 

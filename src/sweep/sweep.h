@@ -1,4 +1,4 @@
-// Sweeps: a grid file (a base configuration and the values to vary) expanded
+// Sweeps (src/sweep/): a grid file (a base configuration and the values to vary) expanded
 // into runs, validated up front, and run as parallel `attnlab train` child
 // processes into one folder, resumably, with an index of results (runs.csv).
 #pragma once
