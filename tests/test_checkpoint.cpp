@@ -113,7 +113,7 @@ TEST(Checkpoint, TomlValuesMustHaveTheKeysType) {
               std::string::npos);
     EXPECT_NE(error_of([&] { apply_toml(c, "[model]\narch = 2\n", "x.toml"); }).find("must be a string"),
               std::string::npos);
-    EXPECT_EQ(error_of([&] { apply_toml(c, "[train]\nlr = 1\n[model]\ncis_maps = \"all\"\n", "x.toml"); }), "");
+    EXPECT_EQ(error_of([&] { apply_toml(c, "[train]\nlr = 1\n[model]\ncis_linears = \"all\"\n", "x.toml"); }), "");
     EXPECT_EQ(c.train.lr, 1.0f);
     // Every recipe is well typed.
     for (const auto& r : all_recipes()) EXPECT_EQ(error_of([&] { apply_toml(c, r.toml, r.name); }), "") << r.name;

@@ -136,7 +136,7 @@ TEST(Generate, CacheMatchesForwardForEveryBlockVariant) {
     ModelConfig cis = base;
     cis.arch = Arch::cisformer;
     cis.pos = PosEncoding::learned;
-    cis.cis_maps = {"qkv", "proj", "fc", "ffn_proj"};
+    cis.cis_linears = {"qkv", "proj", "fc", "ffn_proj"};
     expect_cache_matches_forward(cis, "cisformer, all maps per position");
     for (const Arch arch : {Arch::lstm, Arch::mlp}) {  // the forward-pass fallback
         ModelConfig cfg = small_config();

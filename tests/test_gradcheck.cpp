@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
+#include <string>
 
 #include "core/rng.h"
+#include "kernels/attention.h"
 #include "model/gradcheck.h"
 #include "model/model.h"
 
@@ -22,6 +25,32 @@ TEST(GradCheck, EveryModelVariant) {
                             << " > tol " << r.tol;
 }
 
+// The kernel table holds every kernel once (and the attention kernel once per map,
+// mask and bias), each with a tolerance; a kernel without an entry is a defect.
+TEST(GradCheck, TableRegistersEveryKernelOnce) {
+    std::set<std::pair<std::string, std::string>> seen;
+    std::set<std::string> kernels;
+    for (const auto& c : kernel_gradchecks("all")) {
+        EXPECT_TRUE(seen.insert({c.kernel, c.map}).second) << c.kernel << " " << c.map << " twice";
+        EXPECT_GT(c.tol, 0) << c.kernel;
+        EXPECT_TRUE(c.measure != nullptr) << c.kernel;
+        kernels.insert(c.kernel);
+    }
+    for (const char* k :
+         {"linear", "linear_pos", "linear_lowrank_pos", "layernorm", "rmsnorm", "gelu", "relu",
+          "swiglu", "embedding", "rope", "cross_entropy", "lstm", "window_concat", "attention",
+          "attention+alibi", "attention/bidir", "attention/bidir+alibi"})
+        EXPECT_TRUE(kernels.count(k)) << k << " has no gradient check";
+    EXPECT_EQ(seen.size(), 13 + 4 * all_attention_maps().size());
+    std::set<std::string> models;
+    for (const auto& c : model_gradchecks("all"))
+        EXPECT_TRUE(models.insert(c.kernel + " " + c.map).second) << c.kernel << " " << c.map;
+    for (const char* m :
+         {"model:lstm/layers=1 -", "model:lstm/layers=2 -",
+          "model:mlp/window=1,layers=2,hidden=5 -", "model:mlp/window=0,layers=1 -"})
+        EXPECT_TRUE(models.count(m)) << m;
+}
+
 TEST(Backward, TwiceDoublesEveryGradient) {
     for (const char* spec : {"softmax", "cogformer", "expressive"}) {
         ModelConfig cfg;
@@ -33,12 +62,14 @@ TEST(Backward, TwiceDoublesEveryGradient) {
         Rng rng(9);
         std::vector<int32_t> inp(24), tgt(24);
         std::vector<uint8_t> counted(24, 1);
-        for (size_t i = 0; i < 24; i++) inp[i] = int32_t(rng.below(9)), tgt[i] = int32_t(rng.below(9));
+        for (size_t i = 0; i < 24; i++)
+            inp[i] = int32_t(rng.below(9)), tgt[i] = int32_t(rng.below(9));
         const Batch b{inp.data(), tgt.data(), counted.data(), 3, 8};
         model->zero_grad();
         model->forward(b);
         model->backward(b);
-        std::vector<float> once(model->grads().data(), model->grads().data() + model->grads().size());
+        std::vector<float> once(model->grads().data(),
+                                model->grads().data() + model->grads().size());
         model->backward(b);
         double nonzero = 0;
         for (size_t i = 0; i < once.size(); i++) {

@@ -1,5 +1,6 @@
-// The LSTM and the windowed MLP: gradient checks (model and kernels), backward
-// accumulation, causality, the MLP's window, parameter counts, init and checkpoints.
+// The LSTM and the windowed MLP: backward accumulation, causality, the MLP's
+// window, parameter counts, init and checkpoints. Their gradient checks (model and
+// kernels) are entries of the gradient-check tables (src/model/gradcheck*.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,9 +11,6 @@
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/rng.h"
-#include "kernels/lstm.h"
-#include "kernels/window.h"
-#include "model/gradcheck.h"
 #include "model/model.h"
 
 using namespace attnlab;
@@ -63,106 +61,7 @@ std::vector<float> logits_of(Model& m, const Batch& b) {
     return {m.logits(), m.logits() + size_t(b.B) * b.T * m.config().vocab};
 }
 
-// Largest |analytic - numeric| / max |numeric| of dL/dx over all entries, L = f(),
-// numeric by the 4-point central difference with step h.
-double max_rel_error(std::vector<float>& x, const std::vector<float>& grad,
-                     const std::function<double()>& f, double h = 1e-2) {
-    double max_diff = 0, max_num = 0;
-    for (size_t i = 0; i < x.size(); i++) {
-        const float x0 = x[i];
-        auto at = [&](double d) {
-            x[i] = float(x0 + d);
-            return f();
-        };
-        const double num = (8.0 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12.0 * h);
-        x[i] = x0;
-        max_diff = std::max(max_diff, std::fabs(num - grad[i]));
-        max_num = std::max(max_num, std::fabs(num));
-    }
-    return max_diff / std::max(max_num, 1e-6);
-}
-
-double dot(const std::vector<float>& a, const std::vector<float>& b) {
-    double s = 0;
-    for (size_t i = 0; i < a.size(); i++) s += double(a[i]) * b[i];
-    return s;
-}
-
-std::vector<float> randn(Rng& rng, size_t n, double scale) {
-    std::vector<float> v(n);
-    for (auto& x : v) x = float(scale * rng.normal());
-    return v;
-}
-
 }  // namespace
-
-// Tolerances as in run_model_gradchecks; a single LSTM layer's gradients are
-// large enough for the tight one.
-TEST(RnnGradCheck, LstmAndMlpModels) {
-    for (int layers : {1, 2}) {
-        ModelConfig lstm;
-        lstm.arch = Arch::lstm;
-        lstm.layers = layers;
-        const auto r = check_model(lstm, "lstm", layers == 1 ? 5e-3 : 1e-1);
-        EXPECT_TRUE(r.ok()) << "lstm layers " << layers << " " << r.tensor << " err " << r.max_err;
-    }
-    for (int window : {1, 3, 0})
-        for (int layers : {1, 2}) {
-            ModelConfig mlp;
-            mlp.arch = Arch::mlp;
-            mlp.layers = layers, mlp.window = window, mlp.hidden = window == 1 ? 5 : 0;
-            const auto r = check_model(mlp, "mlp", 5e-3);
-            EXPECT_TRUE(r.ok()) << "mlp window " << window << " layers " << layers << " "
-                                << r.tensor << " err " << r.max_err;
-        }
-}
-
-// Every entry of every input of the LSTM layer against central differences of
-// L = sum(h * R): the gradient flows through h_t directly, through h_t -> a_{t+1}
-// (the recurrent gemm) and through c_t -> c_{t+1} (the cell carry).
-TEST(RnnGradCheck, LstmKernelEveryEntry) {
-    ThreadScope one_thread(1);
-    Rng rng(3);
-    const int B = 2, T = 5, IC = 4, C = 3, G = 4 * C;
-    const size_t N = size_t(B) * T;
-    auto x = randn(rng, N * IC, 1.0), w_ih = randn(rng, size_t(G) * IC, 0.5);
-    auto w_hh = randn(rng, size_t(G) * C, 0.5), bias = randn(rng, G, 0.5);
-    const auto R = randn(rng, N * C, 1.0);
-    std::vector<float> h(N * C), c(N * C), th(N * C), gates(N * G);
-    auto loss = [&] {
-        lstm_forward(h.data(), c.data(), th.data(), gates.data(), x.data(), w_ih.data(),
-                     w_hh.data(), bias.data(), B, T, IC, C);
-        return dot(h, R);
-    };
-    loss();
-    std::vector<float> dx(x.size()), dwi(w_ih.size()), dwh(w_hh.size()), db(bias.size());
-    std::vector<float> dgates(N * G), dc(N * C), dh = R;
-    lstm_backward(dx.data(), dwi.data(), dwh.data(), db.data(), dgates.data(), dc.data(), dh.data(),
-                  x.data(), h.data(), c.data(), th.data(), gates.data(), w_ih.data(), w_hh.data(),
-                  B, T, IC, C);
-    EXPECT_LT(max_rel_error(x, dx, loss), 3e-4) << "x";
-    EXPECT_LT(max_rel_error(w_ih, dwi, loss), 3e-4) << "weight_ih";
-    EXPECT_LT(max_rel_error(w_hh, dwh, loss), 3e-4) << "weight_hh";
-    EXPECT_LT(max_rel_error(bias, db, loss), 3e-4) << "bias";
-}
-
-TEST(RnnGradCheck, WindowConcatEveryEntry) {
-    ThreadScope one_thread(1);
-    Rng rng(4);
-    for (int W : {1, 3, 7}) {
-        const int B = 2, T = 5, C = 3;
-        auto x = randn(rng, size_t(B) * T * C, 1.0);
-        const auto R = randn(rng, size_t(B) * T * W * C, 1.0);
-        std::vector<float> out(R.size()), dx(x.size());
-        auto loss = [&] {
-            window_concat_forward(out.data(), x.data(), B, T, W, C);
-            return dot(out, R);
-        };
-        loss();
-        window_concat_backward(dx.data(), R.data(), B, T, W, C);
-        EXPECT_LT(max_rel_error(x, dx, loss), 2e-5) << "W " << W;
-    }
-}
 
 TEST(RnnBackward, TwiceDoublesEveryGradient) {
     ThreadScope one_thread(1);

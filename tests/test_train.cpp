@@ -39,7 +39,7 @@ TEST(Config, UnknownKeysAndBadValuesAreNamed) {
     e = error_of([&] { apply_setting(c, "train.lr=fast"); });
     EXPECT_NE(e.find("train.lr"), std::string::npos) << e;
     e = error_of([&] { apply_setting(c, "model.layers=0"); });
-    EXPECT_NE(e.find("1..64"), std::string::npos) << e;
+    EXPECT_NE(e.find("1..256"), std::string::npos) << e;
     e = error_of([&] { apply_setting(c, "model.pos=absolute"); });
     EXPECT_NE(e.find("rope"), std::string::npos) << e;
     e = error_of([&] { apply_toml(c, "[modle]\nlayers = 2\n", "x.toml"); });
@@ -61,11 +61,47 @@ TEST(Config, UnknownKeysAndBadValuesAreNamed) {
     EXPECT_NE(e.find("model.heads"), std::string::npos) << e;
 }
 
+// model.cis_maps was renamed model.cis_linears ("map" means an attention map): the
+// old key still reads, in --set and in TOML, with a warning that names the new one.
+TEST(Config, RenamedKeyReadsWithAWarning) {
+    RunConfig c;
+    testing::internal::CaptureStderr();
+    apply_setting(c, "model.cis_maps=[qkv, fc]");
+    apply_toml(c, "[model]\ncis_maps = [\"qkv\", \"fc\"]\n", "old.toml");
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(c.model.cis_linears, (std::vector<std::string>{"qkv", "fc"}));
+    EXPECT_NE(err.find("model.cis_maps is now model.cis_linears"), std::string::npos) << err;
+    EXPECT_NE(error_of([&] { apply_toml(c, "[model]\ncis_maps = 3\n", "old.toml"); })
+                  .find("must be a list"),
+              std::string::npos);
+    EXPECT_EQ(to_toml(c).find("cis_maps"), std::string::npos);
+}
+
+// The option table's ranges are the model's: validate() and the TOML reader agree.
+TEST(Config, ModelOptionRangesAgreeEverywhere) {
+    for (const auto& o : model_options()) {
+        if (!o.field || o.key.empty()) continue;
+        RunConfig c;
+        const std::string key = "model." + o.key;
+        EXPECT_EQ(error_of([&] { apply_setting(c, key, std::to_string(o.hi)); }), "") << key;
+        EXPECT_NE(error_of([&] { apply_setting(c, key, std::to_string(o.hi + 1)); }), "") << key;
+        ModelConfig m;
+        m.*o.field = int(o.hi + 1);
+        EXPECT_NE(error_of([&] { validate(m); }).find(key), std::string::npos) << key;
+    }
+    // The checkpoint JSON's defaults are the struct's (heads was read as 1 once).
+    ModelConfig d;
+    d.attention.assign(size_t(d.layers), AttnMap::softmax);
+    std::string json = to_json(d);
+    json.replace(json.find("\"heads\":4,"), 10, "");
+    EXPECT_EQ(model_config_from_json(json).heads, d.heads);
+}
+
 TEST(Config, TomlRoundTripKeepsEveryKey) {
     RunConfig c;
     apply_toml(c, find_recipe("iarc-quick").toml, "recipe");
     apply_setting(c, "task.levels=[2,5]");
-    apply_setting(c, "model.cis_maps=all");
+    apply_setting(c, "model.cis_linears=all");
     apply_setting(c, "train.lr=0.00123");
     RunConfig d;
     apply_toml(d, to_toml(c), "round trip");

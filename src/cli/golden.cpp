@@ -2,17 +2,17 @@
 // and everything the PyTorch reference recomputes: logits, loss, every
 // gradient, the losses of 10 AdamW steps and the parameters after them; and
 // one file of attention kernel cases (every map, causal and bidirectional).
+#include "cli/golden.h"
+
 #include <fmt/core.h>
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
-#include "cli/golden.h"
-
 #include "cli/commands.h"
 #include "core/error.h"
-#include "core/rng.h"
 #include "core/gemm.h"
+#include "core/rng.h"
 #include "core/safetensors.h"
 #include "kernels/attention.h"
 #include "model/model.h"
@@ -62,7 +62,7 @@ std::vector<Case> golden_cases() {
     ModelConfig cis_all = base();
     cis_all.arch = Arch::cisformer;
     cis_all.attention = resolve_attention("model.attention", "expressive", cis_all.layers);
-    cis_all.cis_maps = {"qkv", "proj", "fc", "ffn_proj"};
+    cis_all.cis_linears = {"qkv", "proj", "fc", "ffn_proj"};
     cis_all.pos = PosEncoding::rope;
     cases.push_back({"cisformer-expressive-all-maps-rope", cis_all});
     // The parameter-matched cisformer: W(t) = W + U(t) V(t) of rank 2 in every map.
@@ -171,15 +171,15 @@ void write_attention_golden(const std::string& path, const std::vector<AttnMap>&
             for (bool alibi : {false, true}) {
                 AttentionShape sh = base;
                 sh.causal = causal;
-                std::vector<float> qkv(nqkv), dout(nout), out(nout), s(natt), wt(natt),
-                    dqkv(nqkv);
+                std::vector<float> qkv(nqkv), dout(nout), out(nout), s(natt), wt(natt), dqkv(nqkv);
                 for (auto& x : qkv) x = float(0.8 * rng.normal());
                 for (auto& x : dout) x = float(rng.normal());
-                attention_forward(out.data(), s.data(), wt.data(), scratch.data(), qkv.data(),
-                                  map, alibi ? slopes.data() : nullptr, sh);
+                attention_forward(out.data(), s.data(), wt.data(), scratch.data(), qkv.data(), map,
+                                  alibi ? slopes.data() : nullptr, sh);
                 attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), s.data(),
                                    wt.data(), map, sh, GradStore::overwrite);
-                const std::string p = std::string(map.info().name) + (causal ? ".causal" : ".bidirectional") +
+                const std::string p = std::string(map.info().name) +
+                                      (causal ? ".causal" : ".bidirectional") +
                                       (alibi ? ".alibi." : ".plain.");
                 w.add_f32(p + "qkv", {B, T, 3 * C}, qkv.data());
                 w.add_f32(p + "dout", {B, T, C}, dout.data());

@@ -56,7 +56,8 @@ void write_uvit_case(const std::string& dir, const ModelConfig& cfg) {
     std::vector<int32_t> t(B), y(B);
     for (auto& v : x) v = float(rng.normal());
     for (auto& v : target) v = float(rng.normal());
-    for (int b = 0; b < B; b++) t[size_t(b)] = int32_t(rng.below(1000)), y[size_t(b)] = b % (cfg.vocab + 1);
+    for (int b = 0; b < B; b++)
+        t[size_t(b)] = int32_t(rng.below(1000)), y[size_t(b)] = b % (cfg.vocab + 1);
     const ImageBatch batch{x.data(), t.data(), y.data(), target.data(), B};
     AdamWConfig opt_cfg;
     opt_cfg.lr = 1e-2f, opt_cfg.warmup = 3, opt_cfg.total_steps = 10, opt_cfg.clip = 1.0f;
@@ -83,11 +84,15 @@ void write_uvit_case(const std::string& dir, const ModelConfig& cfg) {
     w.add_f32("step_losses", {10}, step_losses.data());
     for (const auto& p : model.table().entries())
         w.add_f32("final." + p.name, p.shape, model.params().data() + p.offset);
-    const nlohmann::ordered_json o{{"lr", opt_cfg.lr},           {"beta1", opt_cfg.beta1},
-                                   {"beta2", opt_cfg.beta2},     {"eps", opt_cfg.eps},
+    const nlohmann::ordered_json o{{"lr", opt_cfg.lr},
+                                   {"beta1", opt_cfg.beta1},
+                                   {"beta2", opt_cfg.beta2},
+                                   {"eps", opt_cfg.eps},
                                    {"weight_decay", opt_cfg.weight_decay},
-                                   {"warmup", opt_cfg.warmup},   {"total_steps", opt_cfg.total_steps},
-                                   {"schedule", "cosine"},       {"min_lr_ratio", opt_cfg.min_lr_ratio},
+                                   {"warmup", opt_cfg.warmup},
+                                   {"total_steps", opt_cfg.total_steps},
+                                   {"schedule", "cosine"},
+                                   {"min_lr_ratio", opt_cfg.min_lr_ratio},
                                    {"clip", opt_cfg.clip}};
     w.set_metadata("format", "attnlab-1");
     w.set_metadata("kind", "golden-uvit");

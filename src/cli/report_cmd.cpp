@@ -34,9 +34,10 @@ void add_report_commands(CLI::App& app) {
         for (const auto& s : f.series) series += (series.empty() ? "" : " | ") + s;
         const int missing = f.runs_total - f.runs_finished;
         if (missing > 0)
-            fmt::print("partial sweep: {} of {} runs missing (not finished); the report shows "
-                       "the {} finished ones\n",
-                       missing, f.runs_total, f.runs_finished);
+            fmt::print(
+                "partial sweep: {} of {} runs missing (not finished); the report shows "
+                "the {} finished ones\n",
+                missing, f.runs_total, f.runs_finished);
         fmt::print("{} of {} runs; x: {}; series: {}\nwrote {}, {}, {}\n", f.runs_finished,
                    f.runs_total, f.x_axis.empty() ? "(none, bars)" : f.x_axis, series, f.html,
                    f.markdown, f.svg);

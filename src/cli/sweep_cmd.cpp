@@ -86,8 +86,9 @@ void run_one(const SweepArgs& a) {
 
 void submit_slurm(const SweepArgs& a, const SweepPlan& plan) {
     if (a.jobs != 0)
-        throw Error("--jobs is for the local launcher; with --launcher slurm use --max-parallel K "
-                    "(array tasks at a time)");
+        throw Error(
+            "--jobs is for the local launcher; with --launcher slurm use --max-parallel K "
+            "(array tasks at a time)");
     SlurmOptions opt;
     opt.out_dir = fs::absolute(a.out).lexically_normal().string();
     opt.binary = own_binary();
@@ -97,8 +98,8 @@ void submit_slurm(const SweepArgs& a, const SweepPlan& plan) {
     opt.threads = a.threads;
     opt.dry_run = a.dry_run;
     const SlurmSubmission s = submit_slurm_sweep(plan, opt);
-    const std::string left = fmt::format("{} finished, {} queued or running in Slurm", s.finished,
-                                         s.in_queue);
+    const std::string left =
+        fmt::format("{} finished, {} queued or running in Slurm", s.finished, s.in_queue);
     if (s.runs.empty()) {
         fmt::print("nothing to submit: {} runs, {}\n", plan.runs.size(), left);
         return;
@@ -108,23 +109,26 @@ void submit_slurm(const SweepArgs& a, const SweepPlan& plan) {
                    s.script, s.runs.size(), plan.runs.size(), left, s.script_path);
         return;
     }
-    fmt::print("submitted Slurm job {}: {} of {} runs as array tasks ({}); script {}\n"
-               "follow it with `attnlab sweep --status {}`\n",
-               s.job_id, s.runs.size(), plan.runs.size(), left, s.script_path, a.out);
+    fmt::print(
+        "submitted Slurm job {}: {} of {} runs as array tasks ({}); script {}\n"
+        "follow it with `attnlab sweep --status {}`\n",
+        s.job_id, s.runs.size(), plan.runs.size(), left, s.script_path, a.out);
 }
 
 // Under mpirun: the unfinished runs dealt out over the ranks, each rank training
 // its share one at a time (its runs use --threads threads each).
 void run_mpi(const SweepArgs& a, const SweepPlan& plan) {
     if (!Comm::launched_by_mpi())
-        throw Error("--launcher mpi spreads the runs over the ranks of mpirun; start it as "
-                    "`mpirun -np R attnlab sweep --launcher mpi ...`");
+        throw Error(
+            "--launcher mpi spreads the runs over the ranks of mpirun; start it as "
+            "`mpirun -np R attnlab sweep --launcher mpi ...`");
     const Comm& comm = Comm::world();
     // The runs' own `attnlab train` processes must not take themselves for MPI ranks.
     for (char** e = environ; *e;) {
         const std::string var(*e);
         const std::string name = var.substr(0, var.find('='));
-        if (name.rfind("OMPI_", 0) == 0 || name.rfind("PMIX_", 0) == 0 || name.rfind("PMI_", 0) == 0)
+        if (name.rfind("OMPI_", 0) == 0 || name.rfind("PMIX_", 0) == 0 ||
+            name.rfind("PMI_", 0) == 0)
             ::unsetenv(name.c_str());  // environ shifts down: look at the same slot again
         else
             ++e;
@@ -163,7 +167,8 @@ void run_mpi(const SweepArgs& a, const SweepPlan& plan) {
     fmt::print("sweep done: {} runs, {} trained now over {} ranks, {} failed; index {}/runs.csv\n",
                plan.runs.size(), long(counts[0]), comm.size(), long(counts[1]), a.out);
     if (counts[1] > 0) {
-        fmt::print(stderr, "see `attnlab sweep --status {}`; run the sweep again to retry\n", a.out);
+        fmt::print(stderr, "see `attnlab sweep --status {}`; run the sweep again to retry\n",
+                   a.out);
         throw CLI::RuntimeError(1);
     }
 }
@@ -178,11 +183,13 @@ void run_command(const SweepArgs& a) {
     if (a.launcher != "local" && a.launcher != "slurm" && a.launcher != "mpi")
         throw Error("--launcher '" + a.launcher + "' is not known; valid: local, slurm, mpi");
     if (a.launcher != "mpi" && Comm::launched_by_mpi())
-        throw Error("this sweep was started by mpirun: pass --launcher mpi to spread its runs "
-                    "over the ranks (otherwise every rank would train every run)");
+        throw Error(
+            "this sweep was started by mpirun: pass --launcher mpi to spread its runs "
+            "over the ranks (otherwise every rank would train every run)");
     if (a.launcher == "local" && (a.max_parallel != 0 || !a.slurm.empty()))
-        throw Error("--max-parallel and --slurm need --launcher slurm (locally, --jobs sets the "
-                    "runs at a time)");
+        throw Error(
+            "--max-parallel and --slurm need --launcher slurm (locally, --jobs sets the "
+            "runs at a time)");
     const SweepPlan plan = load_grid(a.grid, a.threads);
     if (a.launcher == "slurm") return submit_slurm(a, plan);
     if (a.launcher == "mpi" && !a.dry_run) return run_mpi(a, plan);
@@ -208,7 +215,8 @@ void add_sweep_command(CLI::App& app) {
     auto a = std::make_shared<SweepArgs>();
     auto* sweep = app.add_subcommand(
         "sweep", "train every run of a grid file (locally, on Slurm or under mpirun), resumably");
-    sweep->add_option("--grid", a->grid, "grid file: [base] configuration and [grid] values to vary");
+    sweep->add_option("--grid", a->grid,
+                      "grid file: [base] configuration and [grid] values to vary");
     sweep->add_option("--out", a->out, "sweep folder (one run folder per run, runs.csv)");
     sweep->add_option("--launcher", a->launcher,
                       "local (a process pool, the default), slurm (one job array) or mpi "

@@ -30,16 +30,20 @@ void add_task_commands(CLI::App& app) {
         RunConfig cfg;
         apply_setting(cfg, "task.name", a->task);
         for (const auto& s : a->settings) {
-            if (s.rfind("task.", 0) != 0) throw Error("--set '" + s + "': task sample takes task.* keys only");
+            if (s.rfind("task.", 0) != 0)
+                throw Error("--set '" + s + "': task sample takes task.* keys only");
             apply_setting(cfg, s);
         }
         if (a->context < 1 || a->context > 8192)
-            throw Error("--context = " + std::to_string(a->context) + " is out of range: must be 1..8192");
+            throw Error("--context = " + std::to_string(a->context) +
+                        " is out of range: must be 1..8192");
         if (a->windows < 1 || long(a->windows) * a->context > 10000000)
             throw Error("--windows = " + std::to_string(a->windows) +
-                        " is out of range: must be >= 1, and --windows x --context at most 10000000 tokens");
+                        " is out of range: must be >= 1, and --windows x --context at most "
+                        "10000000 tokens");
         const auto t = make_task(cfg.task);
-        write_samples(std::cout, *t, a->context, a->windows, a->seed, parse_sample_format(a->format));
+        write_samples(std::cout, *t, a->context, a->windows, a->seed,
+                      parse_sample_format(a->format));
     });
 }
 

@@ -156,4 +156,21 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
     }
 }
 
+void norm_forward(NormKind kind, float* out, float* mean, float* rstd, const float* inp,
+                  const float* weight, const float* bias, int N, int C) {
+    if (kind == NormKind::layernorm)
+        layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
+    else
+        rmsnorm_forward(out, rstd, inp, weight, N, C);
+}
+
+void norm_backward(NormKind kind, float* dinp, float* dweight, float* dbias, const float* dout,
+                   const float* inp, const float* weight, const float* mean, const float* rstd,
+                   int N, int C, GradStore store) {
+    if (kind == NormKind::layernorm)
+        layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, store);
+    else
+        rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C, store);
+}
+
 }  // namespace attnlab

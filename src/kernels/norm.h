@@ -21,4 +21,13 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                       const float* weight, const float* rstd, int N, int C,
                       GradStore store = GradStore::add);
 
+// The normalisation a model chooses (model.norm), dispatched: LayerNorm uses mean,
+// weight and bias; RMSNorm only rstd and weight (mean and bias may be null).
+enum class NormKind { layernorm, rmsnorm };
+void norm_forward(NormKind kind, float* out, float* mean, float* rstd, const float* inp,
+                  const float* weight, const float* bias, int N, int C);
+void norm_backward(NormKind kind, float* dinp, float* dweight, float* dbias, const float* dout,
+                   const float* inp, const float* weight, const float* mean, const float* rstd,
+                   int N, int C, GradStore store = GradStore::add);
+
 }  // namespace attnlab

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "model/option_text.h"
 
 namespace attnlab {
 
@@ -44,32 +45,50 @@ const Names<PosEncoding> kPos{{{PosEncoding::learned, "learned"},
                                {PosEncoding::rope, "rope"},
                                {PosEncoding::alibi, "alibi"},
                                {PosEncoding::none, "none"}}};
-const std::vector<std::string> kCisMaps{"qkv", "proj", "fc", "ffn_proj"};
+const std::vector<std::string> kCisLinears{"qkv", "proj", "fc", "ffn_proj"};
 
 }  // namespace
 
-std::string arch_name(Arch a) { return kArch.name(a); }
-std::string activation_name(Activation a) { return kAct.name(a); }
-std::string norm_name(NormKind n) { return kNorm.name(n); }
-std::string norm_position_name(NormPosition p) { return kNormPos.name(p); }
-std::string pos_name(PosEncoding p) { return kPos.name(p); }
-Arch arch_from_name(const std::string& k, const std::string& v) { return kArch.from(k, v); }
+std::string arch_name(Arch a) {
+    return kArch.name(a);
+}
+std::string activation_name(Activation a) {
+    return kAct.name(a);
+}
+std::string norm_name(NormKind n) {
+    return kNorm.name(n);
+}
+std::string norm_position_name(NormPosition p) {
+    return kNormPos.name(p);
+}
+std::string pos_name(PosEncoding p) {
+    return kPos.name(p);
+}
+Arch arch_from_name(const std::string& k, const std::string& v) {
+    return kArch.from(k, v);
+}
 Activation activation_from_name(const std::string& k, const std::string& v) {
     return kAct.from(k, v);
 }
-NormKind norm_from_name(const std::string& k, const std::string& v) { return kNorm.from(k, v); }
+NormKind norm_from_name(const std::string& k, const std::string& v) {
+    return kNorm.from(k, v);
+}
 NormPosition norm_position_from_name(const std::string& k, const std::string& v) {
     return kNormPos.from(k, v);
 }
-PosEncoding pos_from_name(const std::string& k, const std::string& v) { return kPos.from(k, v); }
+PosEncoding pos_from_name(const std::string& k, const std::string& v) {
+    return kPos.from(k, v);
+}
 
 std::vector<AttnMap> resolve_attention(const std::string& key, const std::string& spec,
                                        int layers) {
     std::vector<AttnMap> maps;
     if (spec == "cogformer") {
         if (layers < 3)
-            throw Error(key + " = 'cogformer' needs at least 3 layers (softmax first and last, "
-                              "cog between); model.layers is " + std::to_string(layers));
+            throw Error(key +
+                        " = 'cogformer' needs at least 3 layers (softmax first and last, "
+                        "cog between); model.layers is " +
+                        std::to_string(layers));
         maps.assign(size_t(layers), AttnMap::cog);
         maps.front() = maps.back() = AttnMap::softmax;
         return maps;
@@ -103,129 +122,241 @@ std::string attention_spec(const std::vector<AttnMap>& maps) {
     return s;
 }
 
-static void check_range(const std::string& key, long v, long lo, long hi) {
+namespace {
+
+void check_range(const std::string& key, long v, long lo, long hi) {
     if (v < lo || v > hi)
         throw Error(key + " = " + std::to_string(v) + " is out of range: must be " +
                     std::to_string(lo) + ".." + std::to_string(hi));
 }
 
+ModelOption plain_option(const std::string& key, const std::string& json, int at,
+                         const std::string& doc) {
+    ModelOption o;
+    o.key = key, o.json = json, o.json_at = at, o.doc = doc;
+    return o;
+}
+
+// An integer option: model.<key> (JSON key `json` at place `at`) in lo..hi.
+ModelOption int_option(const std::string& key, const std::string& json, int at,
+                       int ModelConfig::*field, long lo, long hi, const std::string& doc) {
+    const std::string name = "model." + (key.empty() ? json : key);
+    ModelOption o = plain_option(key, json, at, doc);
+    o.field = field, o.lo = lo, o.hi = hi;
+    o.set = [=](ModelConfig& c, const std::string& v) {
+        c.*field = int(parse_int(name, v, lo, hi));
+    };
+    o.get = [=](const ModelConfig& c) { return std::to_string(c.*field); };
+    return o;
+}
+
+// A named option (an enum): its names <-> values through the Names table.
+template <typename E>
+ModelOption named_option(const std::string& key, int at, E ModelConfig::*field,
+                         const Names<E>& names, const std::string& doc) {
+    ModelOption o = plain_option(key, key, at, doc);
+    o.set = [=, &names](ModelConfig& c, const std::string& v) {
+        c.*field = names.from("model." + key, trim(v));
+    };
+    o.get = [=, &names](const ModelConfig& c) { return quote(names.name(c.*field)); };
+    return o;
+}
+
+// Values derived from the task and train.*, stored in checkpoints only.
+void add_derived_options(std::vector<ModelOption>& o) {
+    using M = ModelConfig;
+    o.push_back(int_option("", "vocab", 1, &M::vocab, 2, 1 << 20,
+                           "vocabulary size V, from the task (uvit: the class count)"));
+    o.back().required = true;
+    o.push_back(int_option("", "context", 5, &M::context, 1, 8192,
+                           "window length T the model is built for, from train.context"));
+    o.back().required = true;
+    ModelOption att =
+        plain_option("", "attention", 11, "the attention map of each layer, from model.attention");
+    att.set = [](ModelConfig& c, const std::string& v) {
+        c.attention.clear();
+        for (const auto& n : split_list(v)) {
+            auto m = attention_map_from_name(n);
+            if (!m) throw Error("unknown attention map '" + n + "'");
+            c.attention.push_back(*m);
+        }
+    };
+    att.get = [](const ModelConfig& c) {
+        std::vector<std::string> names;
+        for (auto m : c.attention) names.push_back(attention_map_info(m).name);
+        return str_list(names);
+    };
+    o.push_back(att);
+    o.push_back(int_option("", "image", 17, &M::image, 1, 4096,
+                           "uvit: image side in pixels, from the data set"));
+    o.back().stored = [](const ModelConfig& c) { return c.arch == Arch::uvit; };
+}
+
+std::vector<ModelOption> make_options() {
+    using M = ModelConfig;
+    std::vector<ModelOption> o;
+    // Keys under [model], in the order `config --list` shows them.
+    o.push_back(named_option("arch", 0, &M::arch, kArch,
+                             "architecture: transformer | cisformer | lstm | mlp | uvit "
+                             "(uvit: with task.name = fmnist)"));
+    o.back().required = true;
+    o.push_back(int_option("layers", "layers", 3, &M::layers, 1, 256,
+                           "number of blocks (LSTM layers, MLP hidden layers)"));
+    o.back().required = true;
+    o.push_back(int_option("dim", "dim", 2, &M::dim, 2, 8192,
+                           "residual width C (LSTM hidden size, MLP embedding size)"));
+    o.back().required = true;
+    o.push_back(int_option("heads", "heads", 4, &M::heads, 1, 256,
+                           "attention heads H (dim must be divisible by heads)"));
+    o.push_back(named_option("pos", 10, &M::pos, kPos,
+                             "positional encoding: learned | sinusoidal | rope | alibi | none"));
+    o.push_back(int_option("ffn_mult", "ffn_mult", 6, &M::ffn_mult, 1, 64,
+                           "FFN hidden width as a multiple of dim"));
+    o.push_back(named_option("ffn_act", 7, &M::ffn_act, kAct,
+                             "FFN non-linearity: gelu (tanh form) | relu | swiglu"));
+    o.push_back(named_option("norm", 8, &M::norm, kNorm, "normalisation: layernorm | rmsnorm"));
+    o.push_back(named_option("norm_position", 9, &M::norm_position, kNormPos,
+                             "block style: pre (x + f(norm(x))) | post (norm(x + f(x)))"));
+    // The checkpoint JSON keeps the key cis_maps of attnlab-1 files.
+    ModelOption cis =
+        plain_option("cis_linears", "cis_maps", 12,
+                     "cisformer: which linear maps get per-position weights, a list from qkv, "
+                     "proj, fc, ffn_proj (or \"all\")");
+    cis.set = [](ModelConfig& c, const std::string& v) {
+        if (trim(v) == "all") {
+            c.cis_linears = kCisLinears;
+            return;
+        }
+        std::vector<std::string> maps;
+        for (const auto& item : split_list(v))
+            maps.push_back(choice("model.cis_linears", item, kCisLinears));
+        c.cis_linears = maps;
+    };
+    cis.get = [](const ModelConfig& c) { return str_list(c.cis_linears); };
+    o.push_back(cis);
+    o.push_back(int_option("cis_rank", "cis_rank", 13, &M::cis_rank, 0, 4096,
+                           "cisformer: 0 = full per-position weights W(t); r > 0 = W(t) = W + "
+                           "U(t) V(t) of rank r (parameter-matched)"));
+    o.back().stored = [](const ModelConfig& c) { return c.cis_rank != 0; };  // absent = 0
+    o.push_back(int_option("window", "window", 14, &M::window, 0, 8192,
+                           "mlp: tokens seen per prediction (0 = the whole context)"));
+    o.push_back(int_option("hidden", "hidden", 15, &M::hidden, 0, 65536,
+                           "mlp: hidden width (0 = 4 * dim)"));
+    o.push_back(
+        int_option("patch", "patch", 16, &M::patch, 2, 4, "uvit: patch side in pixels, 2 or 4"));
+    o.back().stored = [](const ModelConfig& c) { return c.arch == Arch::uvit; };
+    add_derived_options(o);
+    return o;
+}
+
+// The architecture-specific rules: U-ViT shapes, attention heads, the MLP window,
+// the cisformer's maps.
+void validate_uvit(const ModelConfig& c) {
+    if (c.layers < 3 || c.layers % 2 == 0)
+        throw Error("model.layers = " + std::to_string(c.layers) +
+                    " is not valid for model.arch = 'uvit': it needs an odd count >= 3 "
+                    "((layers - 1) / 2 in-blocks, a mid-block, as many out-blocks)");
+    if (c.dim % 2 != 0)
+        throw Error("model.dim = " + std::to_string(c.dim) +
+                    " must be even for model.arch = "
+                    "'uvit' (the time embedding is [cos, sin] halves)");
+    if (c.patch != 2 && c.patch != 4)
+        throw Error("model.patch = " + std::to_string(c.patch) + " is not valid: choose 2 or 4");
+    if (c.image < c.patch || c.image % c.patch != 0)
+        throw Error("image side " + std::to_string(c.image) +
+                    " is not a multiple of model.patch = " + std::to_string(c.patch));
+    if (c.context != uvit_tokens(c))
+        throw Error("uvit: context must be the token count " + std::to_string(uvit_tokens(c)));
+    if (c.pos != PosEncoding::learned || c.norm_position != NormPosition::pre)
+        throw Error(
+            "model.arch = 'uvit' uses learned positions and pre-norm blocks; remove "
+            "model.pos and model.norm_position");
+}
+
+void validate_attention(const ModelConfig& c) {
+    check_range("model.heads", c.heads, 1, c.dim);
+    if (c.dim % c.heads != 0)
+        throw Error("model.dim = " + std::to_string(c.dim) + " is not divisible by model.heads = " +
+                    std::to_string(c.heads) + "; the head size is dim / heads");
+    if (c.pos == PosEncoding::rope && (c.dim / c.heads) % 2 != 0)
+        throw Error("model.pos = 'rope' needs an even head size; dim / heads = " +
+                    std::to_string(c.dim / c.heads));
+    if (int(c.attention.size()) != c.layers)
+        throw Error("model.attention must give one map per layer (" + std::to_string(c.layers) +
+                    "), got " + std::to_string(c.attention.size()));
+}
+
+}  // namespace
+
+const std::vector<ModelOption>& model_options() {
+    static const std::vector<ModelOption> options = make_options();
+    return options;
+}
+
 void validate(const ModelConfig& c) {
-    check_range("model.vocab", c.vocab, 2, 1 << 20);
-    check_range("train.context", c.context, 1, 8192);
-    check_range("model.dim", c.dim, 1, 8192);
-    check_range("model.layers", c.layers, 1, 256);
+    for (const auto& o : model_options())
+        if (o.field)
+            check_range("model." + (o.key.empty() ? o.json : o.key), c.*o.field, o.lo, o.hi);
     const bool attn =
         c.arch == Arch::transformer || c.arch == Arch::cisformer || c.arch == Arch::uvit;
-    if (c.arch == Arch::uvit) {
-        if (c.layers < 3 || c.layers % 2 == 0)
-            throw Error("model.layers = " + std::to_string(c.layers) +
-                        " is not valid for model.arch = 'uvit': it needs an odd count >= 3 "
-                        "((layers - 1) / 2 in-blocks, a mid-block, as many out-blocks)");
-        if (c.dim % 2 != 0)
-            throw Error("model.dim = " + std::to_string(c.dim) + " must be even for model.arch = "
-                        "'uvit' (the time embedding is [cos, sin] halves)");
-        if (c.patch != 2 && c.patch != 4)
-            throw Error("model.patch = " + std::to_string(c.patch) + " is not valid: choose 2 or 4");
-        if (c.image < c.patch || c.image % c.patch != 0)
-            throw Error("image side " + std::to_string(c.image) + " is not a multiple of model.patch = " +
-                        std::to_string(c.patch));
-        if (c.context != uvit_tokens(c))
-            throw Error("uvit: context must be the token count " + std::to_string(uvit_tokens(c)));
-        if (c.pos != PosEncoding::learned || c.norm_position != NormPosition::pre)
-            throw Error("model.arch = 'uvit' uses learned positions and pre-norm blocks; remove "
-                        "model.pos and model.norm_position");
-    }
-    if (attn) {
-        check_range("model.heads", c.heads, 1, c.dim);
-        if (c.dim % c.heads != 0)
-            throw Error("model.dim = " + std::to_string(c.dim) + " is not divisible by model.heads = " +
-                        std::to_string(c.heads) + "; the head size is dim / heads");
-        if (c.pos == PosEncoding::rope && (c.dim / c.heads) % 2 != 0)
-            throw Error("model.pos = 'rope' needs an even head size; dim / heads = " +
-                        std::to_string(c.dim / c.heads));
-        check_range("model.ffn_mult", c.ffn_mult, 1, 64);
-        if (int(c.attention.size()) != c.layers)
-            throw Error("model.attention must give one map per layer (" + std::to_string(c.layers) +
-                        "), got " + std::to_string(c.attention.size()));
-    }
+    if (c.arch == Arch::uvit) validate_uvit(c);
+    if (attn) validate_attention(c);
     if (!attn && c.pos != PosEncoding::learned && c.pos != PosEncoding::none)
         throw Error("model.pos = '" + pos_name(c.pos) + "' has no meaning for model.arch = '" +
                     arch_name(c.arch) + "', which uses no positional encoding; leave it unset");
     if (c.arch == Arch::mlp) {
-        if (c.window < 0 || c.window > c.context)
-            throw Error("model.window = " + std::to_string(c.window) + " is out of range: must be 0.." +
-                        std::to_string(c.context) + " (train.context; 0 means the whole context)");
-        check_range("model.hidden", c.hidden, 0, 1 << 16);
+        if (c.window > c.context)
+            throw Error("model.window = " + std::to_string(c.window) +
+                        " is out of range: must be 0.." + std::to_string(c.context) +
+                        " (train.context; 0 means the whole context)");
     } else if (c.window != 0 || c.hidden != 0) {
         throw Error(std::string(c.window != 0 ? "model.window" : "model.hidden") +
                     " applies only to model.arch = 'mlp', not '" + arch_name(c.arch) + "'");
     }
     if (c.arch == Arch::cisformer) {
-        if (c.cis_maps.empty())
-            throw Error("model.cis_maps is empty; list at least one of qkv, proj, fc, ffn_proj");
-        for (const auto& m : c.cis_maps)
-            if (std::find(kCisMaps.begin(), kCisMaps.end(), m) == kCisMaps.end())
-                throw Error("model.cis_maps: unknown map '" + m +
+        if (c.cis_linears.empty())
+            throw Error("model.cis_linears is empty; list at least one of qkv, proj, fc, ffn_proj");
+        for (const auto& m : c.cis_linears)
+            if (std::find(kCisLinears.begin(), kCisLinears.end(), m) == kCisLinears.end())
+                throw Error("model.cis_linears: unknown linear map '" + m +
                             "'; choose from qkv, proj, fc, ffn_proj");
-        check_range("model.cis_rank", c.cis_rank, 0, 4096);
     } else if (c.cis_rank != 0) {
         throw Error("model.cis_rank applies only to model.arch = 'cisformer', not '" +
                     arch_name(c.arch) + "'");
     }
 }
 
+namespace {
+
+// The options the checkpoint JSON stores, in their place there.
+std::vector<const ModelOption*> json_options() {
+    std::vector<const ModelOption*> out;
+    for (const auto& o : model_options())
+        if (!o.json.empty()) out.push_back(&o);
+    std::sort(out.begin(), out.end(),
+              [](const ModelOption* a, const ModelOption* b) { return a->json_at < b->json_at; });
+    return out;
+}
+
+}  // namespace
+
 std::string to_json(const ModelConfig& c) {
     nlohmann::ordered_json j;
-    j["arch"] = arch_name(c.arch);
-    j["vocab"] = c.vocab;
-    j["dim"] = c.dim;
-    j["layers"] = c.layers;
-    j["heads"] = c.heads;
-    j["context"] = c.context;
-    j["ffn_mult"] = c.ffn_mult;
-    j["ffn_act"] = activation_name(c.ffn_act);
-    j["norm"] = norm_name(c.norm);
-    j["norm_position"] = norm_position_name(c.norm_position);
-    j["pos"] = pos_name(c.pos);
-    std::vector<std::string> att;
-    for (auto m : c.attention) att.push_back(attention_map_info(m).name);
-    j["attention"] = att;
-    j["cis_maps"] = c.cis_maps;
-    if (c.cis_rank != 0) j["cis_rank"] = c.cis_rank;  // absent = 0, as in older checkpoints
-    j["window"] = c.window;
-    j["hidden"] = c.hidden;
-    if (c.arch == Arch::uvit) j["patch"] = c.patch, j["image"] = c.image;
+    for (const ModelOption* o : json_options())
+        if (!o->stored || o->stored(c)) j[o->json] = nlohmann::ordered_json::parse(o->get(c));
     return j.dump();
 }
 
 ModelConfig model_config_from_json(const std::string& text) {
-    ModelConfig c;
+    ModelConfig c;  // a key the JSON leaves out keeps its default
     try {
         const auto j = nlohmann::json::parse(text);
-        c.arch = arch_from_name("model.arch", j.at("arch").get<std::string>());
-        c.vocab = j.at("vocab").get<int>();
-        c.dim = j.at("dim").get<int>();
-        c.layers = j.at("layers").get<int>();
-        c.heads = j.value("heads", 1);
-        c.context = j.at("context").get<int>();
-        c.ffn_mult = j.value("ffn_mult", 4);
-        c.ffn_act = activation_from_name("model.ffn_act", j.value("ffn_act", "gelu"));
-        c.norm = norm_from_name("model.norm", j.value("norm", "layernorm"));
-        c.norm_position =
-            norm_position_from_name("model.norm_position", j.value("norm_position", "pre"));
-        c.pos = pos_from_name("model.pos", j.value("pos", "learned"));
-        c.attention.clear();
-        for (const auto& n : j.value("attention", std::vector<std::string>{})) {
-            auto m = attention_map_from_name(n);
-            if (!m) throw Error("unknown attention map '" + n + "'");
-            c.attention.push_back(*m);
+        for (const ModelOption* o : json_options()) {
+            if (j.contains(o->json))
+                o->set(c, j.at(o->json).dump());
+            else if (o->required)
+                throw Error("malformed model configuration JSON: '" + o->json + "' is missing");
         }
-        c.cis_maps = j.value("cis_maps", std::vector<std::string>{"qkv", "proj"});
-        c.cis_rank = j.value("cis_rank", 0);
-        c.window = j.value("window", 0);
-        c.hidden = j.value("hidden", 0);
-        c.patch = j.value("patch", 4);
-        c.image = j.value("image", 28);
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("malformed model configuration JSON: ") + e.what());
     }

@@ -14,6 +14,7 @@
 #include "kernels/embedding.h"
 #include "kernels/linear.h"
 #include "kernels/norm.h"
+#include "model/block.h"
 
 namespace attnlab {
 
@@ -25,27 +26,8 @@ void check_token(int32_t token, int V) {
             fmt::format("token {} is out of range: the model's vocabulary is 0..{}", token, V - 1));
 }
 
-// One linear map of the arena; per_pos (cisformer): weight [T, out, in], bias [T, out],
-// position t uses slice t.
-struct Lin {
-    const float *w = nullptr, *b = nullptr;
-    int in = 0, out = 0;
-    bool per_pos = false;
-
-    void forward(float* y, const float* x, int pos) const {
-        const size_t t = per_pos ? size_t(pos) : 0;
-        linear_forward(y, x, w + t * out * in, b + t * out, 1, in, out);
-    }
-};
-
-struct Norm {
-    const float *w = nullptr, *b = nullptr;  // b: LayerNorm only
-};
-
 struct Layer {
-    Norm norm1, norm2;
-    Lin qkv, proj, fc, ffn_proj;
-    AttnMap map;
+    BlockRefs refs;
     std::vector<float> k, v;  // cache (context, C): keys after RoPE, values
 };
 
@@ -53,45 +35,21 @@ struct Layer {
 // kernels on one row, with attention over the cached keys and values.
 class KvDecoder final : public Decoder {
   public:
-    explicit KvDecoder(const Model& model) : cfg_(model.config()) {
+    explicit KvDecoder(const Model& model) : cfg_(model.config()), P_(model.params().data()) {
         const ParamTable& table = model.table();
-        const float* P = model.params().data();
         const int C = cfg_.dim, H = cfg_.heads, T = cfg_.context;
-        auto tensor = [&](const std::string& name) { return P + table.at(name).offset; };
-        auto lin = [&](const std::string& name) {
-            const ParamInfo& w = table.at(name + ".weight");
-            Lin l;
-            l.w = P + w.offset;
-            l.b = tensor(name + ".bias");
-            l.per_pos = w.shape.size() == 3;
-            l.out = int(w.shape[w.shape.size() - 2]);
-            l.in = int(w.shape.back());
-            return l;
-        };
-        auto norm = [&](const std::string& name) {
-            Norm n;
-            n.w = tensor(name + ".weight");
-            if (cfg_.norm == NormKind::layernorm) n.b = tensor(name + ".bias");
-            return n;
-        };
-        tok_emb_ = tensor("tok_emb.weight");
-        if (cfg_.pos == PosEncoding::learned) pos_emb_ = tensor("pos_emb.weight");
+        tok_emb_ = P_ + table.at("tok_emb.weight").offset;
+        if (cfg_.pos == PosEncoding::learned) pos_emb_ = P_ + table.at("pos_emb.weight").offset;
         for (int l = 0; l < cfg_.layers; l++) {
-            const std::string p = "blocks." + std::to_string(l) + ".";
             Layer r;
-            r.map = cfg_.attention[size_t(l)];
-            r.norm1 = norm(p + "norm1");
-            r.norm2 = norm(p + "norm2");
-            r.qkv = lin(p + "attn.qkv");
-            r.proj = lin(p + "attn.proj");
-            r.fc = lin(p + "ffn.fc");
-            r.ffn_proj = lin(p + "ffn.proj");
+            r.refs = find_block(table, "blocks." + std::to_string(l) + ".", cfg_.norm,
+                                cfg_.attention[size_t(l)]);
             r.k.resize(size_t(T) * C);
             r.v.resize(size_t(T) * C);
             layers_.push_back(std::move(r));
         }
-        norm_f_ = norm("norm_f");
-        head_ = lin("head");
+        norm_f_ = find_norm(table, "norm_f", cfg_.norm);
+        head_ = find_linear(table, "head");
         if (cfg_.pos == PosEncoding::sinusoidal) {
             sin_table_.resize(size_t(T) * C);
             sinusoidal_table(sin_table_.data(), T, C);
@@ -105,8 +63,8 @@ class KvDecoder final : public Decoder {
             alibi_.resize(H);
             alibi_slopes(alibi_.data(), H);
         }
-        const int F = layers_.empty() ? 0 : layers_[0].ffn_proj.in;
-        const int FC = layers_.empty() ? 0 : layers_[0].fc.out;
+        const int F = layers_.empty() ? 0 : layers_[0].refs.ffn_proj.in;
+        const int FC = layers_.empty() ? 0 : layers_[0].refs.fc.out;
         x_.resize(C), in_.resize(C), att_.resize(C), proj_.resize(C), res_.resize(C), n2_.resize(C);
         qkv_.resize(3 * size_t(C)), qkvr_.resize(3 * size_t(C));
         fch_.resize(FC), fca_.resize(F), ffo_.resize(C);
@@ -124,72 +82,51 @@ class KvDecoder final : public Decoder {
             throw Error(fmt::format("the decoder's cache is full ({} tokens, the model's context)",
                                     cfg_.context));
         const int pos = n_, C = cfg_.dim;
-        const bool pre = cfg_.norm_position == NormPosition::pre;
         float* x = x_.data();
         embedding_forward(x, &token, tok_emb_, pos_emb_ ? pos_emb_ + size_t(pos) * C : nullptr,
                           sin_table_.empty() ? nullptr : sin_table_.data() + size_t(pos) * C, 1, 1,
                           C);
         for (Layer& r : layers_) {
-            // attention: pre: res = x + attn(norm1(x));  post: res = x + attn(x)
-            const float* attn_in = x;
-            if (pre) {
-                norm(r.norm1, in_.data(), x);
-                attn_in = in_.data();
-            }
-            r.qkv.forward(qkv_.data(), attn_in, pos);
-            const float* qkv = qkv_.data();
-            if (cfg_.pos == PosEncoding::rope) {
-                const size_t half = size_t(C / cfg_.heads / 2);
-                rope_forward(qkvr_.data(), qkv_.data(), rope_cos_.data() + pos * half,
-                             rope_sin_.data() + pos * half, 1, 1, C, cfg_.heads);
-                qkv = qkvr_.data();
-            }
-            std::copy(qkv + C, qkv + 2 * C, r.k.data() + size_t(pos) * C);
-            std::copy(qkv + 2 * C, qkv + 3 * C, r.v.data() + size_t(pos) * C);
-            attend(r, qkv, pos);
-            r.proj.forward(proj_.data(), att_.data(), pos);
-            for (int c = 0; c < C; c++) res_[c] = x[c] + proj_[c];
-            // FFN: pre: x = res + ffn(norm2(res));  post: n1 = norm1(res), x = norm2(n1 + ffn(n1))
-            const float* ffn_in = n2_.data();
-            norm(pre ? r.norm2 : r.norm1, n2_.data(), res_.data());
-            r.fc.forward(fch_.data(), ffn_in, pos);
-            activation(fca_.data(), fch_.data());
-            r.ffn_proj.forward(ffo_.data(), fca_.data(), pos);
-            if (pre) {
-                for (int c = 0; c < C; c++) x[c] = res_[c] + ffo_[c];
-            } else {
-                for (int c = 0; c < C; c++) res_[c] = n2_[c] + ffo_[c];
-                norm(r.norm2, x, res_.data());
-            }
+            const BlockRefs& b = r.refs;
+            auto norm_i = [&](int i, float* out, const float* in) {
+                norm(i == 1 ? b.norm1 : b.norm2, out, in);
+            };
+            auto attn = [&](float* out, const float* in, const float* residual) {
+                b.qkv.forward_at(qkv_.data(), in, P_, pos);
+                const float* qkv = qkv_.data();
+                if (cfg_.pos == PosEncoding::rope) {
+                    const size_t half = size_t(C / cfg_.heads / 2);
+                    rope_forward(qkvr_.data(), qkv_.data(), rope_cos_.data() + pos * half,
+                                 rope_sin_.data() + pos * half, 1, 1, C, cfg_.heads);
+                    qkv = qkvr_.data();
+                }
+                std::copy(qkv + C, qkv + 2 * C, r.k.data() + size_t(pos) * C);
+                std::copy(qkv + 2 * C, qkv + 3 * C, r.v.data() + size_t(pos) * C);
+                attend(r, qkv, pos);
+                b.proj.forward_at(proj_.data(), att_.data(), P_, pos);
+                for (int c = 0; c < C; c++) out[c] = residual[c] + proj_[c];
+            };
+            auto ffn = [&](float* out, const float* in, const float* residual) {
+                b.fc.forward_at(fch_.data(), in, P_, pos);
+                activation_forward(cfg_.ffn_act, fca_.data(), fch_.data(), 1, int(fca_.size()));
+                b.ffn_proj.forward_at(ffo_.data(), fca_.data(), P_, pos);
+                for (int c = 0; c < C; c++) out[c] = residual[c] + ffo_[c];
+            };
+            // One row of buffers; post-norm's two residual sums share res_ (res1 is
+            // used up by norm1 before res2 is written).
+            block_forward(cfg_.norm_position, x, x, {in_.data(), res_.data(), n2_.data(), res_.data()},
+                          norm_i, attn, ffn);
         }
         norm(norm_f_, in_.data(), x);
-        head_.forward(logits_.data(), in_.data(), pos);
+        head_.forward_at(logits_.data(), in_.data(), P_, pos);
         n_++;
         return logits_.data();
     }
 
   private:
-    void norm(const Norm& n, float* out, const float* inp) {
+    void norm(const NormRef& n, float* out, const float* inp) {
         float mean, rstd;
-        if (cfg_.norm == NormKind::layernorm)
-            layernorm_forward(out, &mean, &rstd, inp, n.w, n.b, 1, cfg_.dim);
-        else
-            rmsnorm_forward(out, &rstd, inp, n.w, 1, cfg_.dim);
-    }
-
-    void activation(float* out, const float* inp) const {
-        const int F = int(fca_.size());
-        switch (cfg_.ffn_act) {
-            case Activation::gelu:
-                gelu_forward(out, inp, F);
-                break;
-            case Activation::relu:
-                relu_forward(out, inp, F);
-                break;
-            case Activation::swiglu:
-                swiglu_forward(out, inp, 1, F);
-                break;
-        }
+        norm_forward(cfg_.norm, out, &mean, &rstd, inp, P_ + n.w, P_ + n.b, 1, cfg_.dim);
     }
 
     // Query `pos` against the cached keys 0..pos of every head, as attention_forward
@@ -208,7 +145,7 @@ class KvDecoder final : public Decoder {
                 s_[j] = dot * scale;
                 if (!alibi_.empty()) s_[j] -= alibi_[h] * float(pos - j);
             }
-            attn_map_forward(r.map, w_.data(), s_.data(), n, log_T);
+            attn_map_forward(r.refs.map, w_.data(), s_.data(), n, log_T);
             float* out = att_.data() + h * hs;
             std::fill(out, out + hs, 0.0f);
             for (int j = 0; j < n; j++) {
@@ -219,11 +156,12 @@ class KvDecoder final : public Decoder {
     }
 
     ModelConfig cfg_;
+    const float* P_;  // the model's parameters
     const float* tok_emb_ = nullptr;
     const float* pos_emb_ = nullptr;
     std::vector<Layer> layers_;
-    Norm norm_f_;
-    Lin head_;
+    NormRef norm_f_;
+    LinearRef head_;
     std::vector<float> sin_table_, rope_cos_, rope_sin_, alibi_;
     // One row of activations, reused by every layer.
     std::vector<float> x_, in_, qkv_, qkvr_, att_, proj_, res_, n2_, fch_, fca_, ffo_, logits_;

@@ -12,7 +12,7 @@ namespace attnlab {
 // Carves named slices out of one buffer: a first pass with no base counts the
 // floats, a second pass with the allocated base assigns the same offsets.
 class Layout {
-public:
+  public:
     float* take(size_t n) {
         float* p = base_ ? base_ + used_ : nullptr;
         used_ += (n + 15) / 16 * 16;  // 64-byte aligned slices
@@ -21,7 +21,7 @@ public:
     void reset(float* base) { base_ = base, used_ = 0; }
     size_t used() const { return used_; }
 
-private:
+  private:
     float* base_ = nullptr;
     size_t used_ = 0;
 };

@@ -1,12 +1,13 @@
 // The LSTM language model: token embedding -> L LSTM layers of width C -> linear
 // head, one prediction per position, exact backpropagation through the window.
+#include "kernels/lstm.h"
+
 #include <string>
 #include <vector>
 
 #include "kernels/embedding.h"
 #include "kernels/linear.h"
 #include "kernels/loss.h"
-#include "kernels/lstm.h"
 #include "model/architectures.h"
 #include "model/layout.h"
 
@@ -34,7 +35,7 @@ struct Acts {
 };
 
 class Lstm final : public Model {
-public:
+  public:
     Lstm(const ModelConfig& cfg, int max_batch) : Model(cfg, max_batch) {
         build_table();
         allocate_params();
@@ -56,7 +57,7 @@ public:
         return (acts_.size() + dacts_.size()) * sizeof(float);
     }
 
-private:
+  private:
     void build_table() {
         const int64_t C = cfg_.dim, V = cfg_.vocab;
         tok_emb_ = table_.add("tok_emb.weight", {V, C}, Init::normal);

@@ -35,7 +35,7 @@ struct Acts {
 };
 
 class Mlp final : public Model {
-public:
+  public:
     Mlp(const ModelConfig& cfg, int max_batch)
         : Model(cfg, max_batch),
           W_(cfg.window > 0 ? cfg.window : cfg.context),
@@ -60,7 +60,7 @@ public:
         return (acts_.size() + dacts_.size()) * sizeof(float);
     }
 
-private:
+  private:
     void build_table() {
         const int64_t C = cfg_.dim, V = cfg_.vocab, F = F_;
         tok_emb_ = table_.add("tok_emb.weight", {V, C}, Init::normal);

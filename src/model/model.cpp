@@ -16,7 +16,9 @@ void Model::allocate_params() {
     correct_.assign(size_t(max_batch_) * cfg_.context, 0);
 }
 
-void Model::init_params(uint64_t seed) { init_table_params(table_, params_, seed, cfg_.layers); }
+void Model::init_params(uint64_t seed) {
+    init_table_params(table_, params_, seed, cfg_.layers);
+}
 
 void init_table_params(const ParamTable& table, Buffer& params, uint64_t seed, int layers) {
     Rng rng(seed);
@@ -26,11 +28,21 @@ void init_table_params(const ParamTable& table, Buffer& params, uint64_t seed, i
         float* x = params.data() + p.offset;
         for (size_t i = 0; i < p.size; i++) {
             switch (p.init) {
-                case Init::normal: x[i] = float(0.02 * rng.normal()); break;
-                case Init::residual: x[i] = float(residual_std * rng.normal()); break;
-                case Init::zeros: x[i] = 0.0f; break;
-                case Init::ones: x[i] = 1.0f; break;
-                case Init::forget_bias: x[i] = i / (p.size / 4) == 1 ? 1.0f : 0.0f; break;
+                case Init::normal:
+                    x[i] = float(0.02 * rng.normal());
+                    break;
+                case Init::residual:
+                    x[i] = float(residual_std * rng.normal());
+                    break;
+                case Init::zeros:
+                    x[i] = 0.0f;
+                    break;
+                case Init::ones:
+                    x[i] = 1.0f;
+                    break;
+                case Init::forget_bias:
+                    x[i] = i / (p.size / 4) == 1 ? 1.0f : 0.0f;
+                    break;
             }
         }
     }
@@ -41,12 +53,16 @@ std::unique_ptr<Model> make_model(const ModelConfig& cfg, int max_batch) {
     if (max_batch < 1) throw Error("train.batch = " + std::to_string(max_batch) + " must be >= 1");
     switch (cfg.arch) {
         case Arch::transformer:
-        case Arch::cisformer: return make_transformer(cfg, max_batch);
-        case Arch::lstm: return make_lstm(cfg, max_batch);
-        case Arch::mlp: return make_mlp(cfg, max_batch);
+        case Arch::cisformer:
+            return make_transformer(cfg, max_batch);
+        case Arch::lstm:
+            return make_lstm(cfg, max_batch);
+        case Arch::mlp:
+            return make_mlp(cfg, max_batch);
         case Arch::uvit:
-            throw Error("model.arch = 'uvit' is a diffusion model over images, not a token model; "
-                        "it trains with task.name = 'fmnist'");
+            throw Error(
+                "model.arch = 'uvit' is a diffusion model over images, not a token model; "
+                "it trains with task.name = 'fmnist'");
     }
     throw Error("unknown architecture");
 }

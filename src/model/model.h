@@ -21,7 +21,7 @@ struct Batch {
 };
 
 class Model {
-public:
+  public:
     virtual ~Model() = default;
 
     const ModelConfig& config() const { return cfg_; }
@@ -53,7 +53,7 @@ public:
     size_t param_bytes() const { return params_.size() * sizeof(float); }
     virtual size_t activation_bytes() const = 0;
 
-protected:
+  protected:
     Model(const ModelConfig& cfg, int max_batch) : cfg_(cfg), max_batch_(max_batch) {}
     // Called by subclasses once the table is complete.
     void allocate_params();

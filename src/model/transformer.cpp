@@ -1,6 +1,7 @@
 // The decoder-only transformer and its non-translation-invariant sibling, the
-// cisformer (position-specific weights in chosen linear maps). Forward is one
-// list of kernel calls per block; backward is the same list reversed. Activation
+// cisformer (position-specific weights in chosen linear maps). Each block is
+// block.h's description (block_forward, block_backward: the same list reversed)
+// with this file's batched sub-layers (attention with RoPE/ALiBi, FFN). Activation
 // gradients live in one set of buffers shared by all blocks, each written first
 // (GradStore::overwrite) by the kernel that produces it, so nothing is zeroed.
 #include <omp.h>
@@ -18,70 +19,12 @@
 #include "kernels/loss.h"
 #include "kernels/norm.h"
 #include "model/architectures.h"
+#include "model/block.h"
 #include "model/layout.h"
 
 namespace attnlab {
 
 namespace {
-
-// Residual add out = a + b (out may be a or b).
-static void add_into(float* out, const float* a, const float* b, size_t n) {
-    const ProfileScope prof(KernelFamily::embedding);
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
-
-// A linear map's place in the arena; per_pos: one (W, b) per position (cisformer);
-// rank > 0: a shared (W, b) plus the position-specific low-rank U(t) V(t) (the
-// parameter-matched cisformer), whose activation h and gradient scratch dh are set
-// once the model's buffers exist.
-struct LinearRef {
-    size_t w = 0, b = 0, u = 0, v = 0;
-    int in = 0, out = 0, rank = 0;
-    bool per_pos = false;
-    float *h = nullptr, *dh = nullptr;
-
-    // The shared map fuses the epilogue into its row blocks; the per-position and
-    // low-rank ones run it as passes of their own, after their full output.
-    void forward(float* out_, const float* inp, const float* P, int B, int T,
-                 const LinearEpilogue& ep = {}) const {
-        if (!per_pos && !rank) return linear_forward(out_, inp, P + w, P + b, B * T, in, out, ep);
-        if (per_pos) {
-            linear_pos_forward(out_, inp, P + w, P + b, B, T, in, out);
-        } else {
-            linear_forward(out_, inp, P + w, P + b, B * T, in, out);
-            linear_lowrank_pos_forward(out_, h, inp, P + u, P + v, B, T, in, out, rank);
-        }
-        if (ep.residual) add_into(out_, ep.residual, out_, size_t(B) * T * out);
-        if (ep.act_out)
-            activation_forward(ep.act, ep.act_out, out_, B * T,
-                               ep.act == Activation::swiglu ? out / 2 : out);
-    }
-    void backward(float* dinp, float* G, const float* dout, const float* inp, const float* P, int B,
-                  int T, GradStore store, const ActivationGrad& ag = {}) const {
-        if (!per_pos && !rank)
-            return linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store, ag);
-        if (per_pos) {
-            linear_pos_backward(dinp, G + w, G + b, dout, inp, P + w, B, T, in, out, store);
-        } else {
-            linear_backward(dinp, G + w, G + b, dout, inp, P + w, B * T, in, out, store);
-            linear_lowrank_pos_backward(dinp, G + u, G + v, dh, dout, h, inp, P + u, P + v, B, T,
-                                        in, out, rank);
-        }
-        if (ag.pre)
-            activation_backward(ag.act, ag.dpre, dinp, ag.pre, B * T, in, GradStore::overwrite);
-    }
-};
-
-struct NormRef {
-    size_t w = 0, b = 0;  // b unused for RMSNorm
-};
-
-struct LayerRefs {
-    NormRef norm1, norm2;
-    LinearRef qkv, proj, fc, ffn_proj;
-    AttnMap map;
-};
 
 // Per-layer activations (pointers into one buffer), N = B*T rows. The attention
 // output projection adds into res1 and the FFN's into the block output (pre-norm)
@@ -108,7 +51,6 @@ struct Grads {
     float *xf, *logits;
     float* lowrank_dh;  // dL/dh of the low-rank map being undone (nullptr without them)
 };
-
 
 class Transformer final : public Model {
   public:
@@ -141,7 +83,7 @@ class Transformer final : public Model {
         lay.reset(dacts_.data());
         d_ = assign_grads(lay);
         for (int l = 0; l < cfg.layers; l++) {
-            LayerRefs& r = refs_[size_t(l)];
+            BlockRefs& r = refs_[size_t(l)];
             LinearRef* maps[4] = {&r.qkv, &r.proj, &r.fc, &r.ffn_proj};
             for (int i = 0; i < 4; i++)
                 maps[i]->h = a_.layers[size_t(l)].lowrank_h[i], maps[i]->dh = d_.lowrank_dh;
@@ -172,7 +114,8 @@ class Transformer final : public Model {
   private:
     bool cis(const char* map) const {
         return cfg_.arch == Arch::cisformer &&
-               std::find(cfg_.cis_maps.begin(), cfg_.cis_maps.end(), map) != cfg_.cis_maps.end();
+               std::find(cfg_.cis_linears.begin(), cfg_.cis_linears.end(), map) !=
+                   cfg_.cis_linears.end();
     }
     // The rank of map `map`'s position-specific low-rank correction, 0 for none.
     int lowrank(const char* map) const { return cfg_.cis_rank > 0 && cis(map) ? cfg_.cis_rank : 0; }
@@ -181,55 +124,17 @@ class Transformer final : public Model {
         return cfg_.ffn_act == Activation::swiglu ? 2 * ffn_width() : ffn_width();
     }
 
-    LinearRef add_linear(const std::string& name, int in, int out, bool per_pos, Init init) {
-        const int64_t T = cfg_.context;
-        LinearRef l;
-        l.in = in, l.out = out, l.per_pos = per_pos && cfg_.cis_rank == 0;
-        if (per_pos && cfg_.cis_rank > 0) {
-            // W(t) = W + U(t) V(t): U starts at 0, so the model starts as the transformer.
-            const int64_t R = cfg_.cis_rank;
-            l.rank = cfg_.cis_rank;
-            l.w = table_.add(name + ".weight", {out, in}, init);
-            l.b = table_.add(name + ".bias", {out}, Init::zeros);
-            l.u = table_.add(name + ".pos_u", {T, out, R}, Init::zeros);
-            l.v = table_.add(name + ".pos_v", {T, R, in}, Init::normal);
-        } else if (per_pos) {
-            l.w = table_.add(name + ".weight", {T, out, in}, init);
-            l.b = table_.add(name + ".bias", {T, out}, Init::zeros);
-        } else {
-            l.w = table_.add(name + ".weight", {out, in}, init);
-            l.b = table_.add(name + ".bias", {out}, Init::zeros);
-        }
-        return l;
-    }
-    NormRef add_norm(const std::string& name) {
-        NormRef n;
-        n.w = table_.add(name + ".weight", {cfg_.dim}, Init::ones);
-        if (cfg_.norm == NormKind::layernorm)
-            n.b = table_.add(name + ".bias", {cfg_.dim}, Init::zeros);
-        return n;
-    }
-
     void build_table() {
         const int C = cfg_.dim, V = cfg_.vocab;
         tok_emb_ = table_.add("tok_emb.weight", {V, C}, Init::normal);
         if (cfg_.pos == PosEncoding::learned)
             pos_emb_ = table_.add("pos_emb.weight", {cfg_.context, C}, Init::normal);
-        for (int l = 0; l < cfg_.layers; l++) {
-            const std::string p = "blocks." + std::to_string(l) + ".";
-            LayerRefs r;
-            r.map = cfg_.attention[size_t(l)];
-            r.norm1 = add_norm(p + "norm1");
-            r.qkv = add_linear(p + "attn.qkv", C, 3 * C, cis("qkv"), Init::normal);
-            r.proj = add_linear(p + "attn.proj", C, C, cis("proj"), Init::residual);
-            r.norm2 = add_norm(p + "norm2");
-            r.fc = add_linear(p + "ffn.fc", C, fc_width(), cis("fc"), Init::normal);
-            r.ffn_proj =
-                add_linear(p + "ffn.proj", ffn_width(), C, cis("ffn_proj"), Init::residual);
-            refs_.push_back(r);
-        }
-        norm_f_ = add_norm("norm_f");
-        head_ = add_linear("head", C, V, false, Init::normal);
+        const BlockShape shape = block_shape(cfg_);
+        for (int l = 0; l < cfg_.layers; l++)
+            refs_.push_back(add_block(table_, "blocks." + std::to_string(l) + ".", shape,
+                                      cfg_.attention[size_t(l)]));
+        norm_f_ = add_norm(table_, "norm_f", C, cfg_.norm);
+        head_ = add_linear(table_, "head", C, V, Init::normal);
     }
 
     Acts assign_acts(Layout& lay) const {
@@ -286,20 +191,14 @@ class Transformer final : public Model {
     void norm_forward(const NormRef& n, float* out, float* mean, float* rstd, const float* inp,
                       int N) const {
         const float* P = params_.data();
-        if (cfg_.norm == NormKind::layernorm)
-            layernorm_forward(out, mean, rstd, inp, P + n.w, P + n.b, N, cfg_.dim);
-        else
-            rmsnorm_forward(out, rstd, inp, P + n.w, N, cfg_.dim);
+        attnlab::norm_forward(cfg_.norm, out, mean, rstd, inp, P + n.w, P + n.b, N, cfg_.dim);
     }
     void norm_backward(const NormRef& n, float* dinp, const float* dout, const float* inp,
                        const float* mean, const float* rstd, int N, GradStore store) {
         const float* P = params_.data();
         float* G = grads_.data();
-        if (cfg_.norm == NormKind::layernorm)
-            layernorm_backward(dinp, G + n.w, G + n.b, dout, inp, P + n.w, mean, rstd, N, cfg_.dim,
-                               store);
-        else
-            rmsnorm_backward(dinp, G + n.w, dout, inp, P + n.w, rstd, N, cfg_.dim, store);
+        attnlab::norm_backward(cfg_.norm, dinp, G + n.w, G + n.b, dout, inp, P + n.w, mean, rstd,
+                               N, cfg_.dim, store);
     }
     // The FFN's activation fca = act(fch), undone inside ffn_proj's backward: d.fch.
     ActivationGrad act_grad(const LayerActs& a) const {
@@ -323,7 +222,7 @@ class Transformer final : public Model {
     }
 
     size_t tok_emb_ = 0, pos_emb_ = 0;
-    std::vector<LayerRefs> refs_;
+    std::vector<BlockRefs> refs_;
     NormRef norm_f_;
     LinearRef head_;
     std::vector<float> sin_table_, rope_cos_, rope_sin_, alibi_;
@@ -340,38 +239,33 @@ LossResult Transformer::forward(const Batch& batch) {
     const int B = batch.B, T = batch.T, N = B * T, C = cfg_.dim;
     const float* P = params_.data();
     const AttentionShape sh{B, T, C, cfg_.heads};
-    const bool pre = cfg_.norm_position == NormPosition::pre;
     if (T != weights_T_) weights_.zero(), weights_T_ = T;  // entries right of the diagonal stay 0
     embedding_forward(a_.x[0], batch.inputs, P + tok_emb_,
                       cfg_.pos == PosEncoding::learned ? P + pos_emb_ : nullptr,
                       sin_table_.empty() ? nullptr : sin_table_.data(), B, T, C);
     for (int l = 0; l < cfg_.layers; l++) {
-        const LayerRefs& r = refs_[size_t(l)];
+        const BlockRefs& r = refs_[size_t(l)];
         const LayerActs& a = a_.layers[size_t(l)];
-        const float* x = a_.x[size_t(l)];
-        float* xo = a_.x[size_t(l) + 1];
-        // attention: pre: res1 = x + attn(norm1(x));  post: res1 = x + attn(x), n1 = norm1(res1)
-        const float* attn_in = pre ? a.n1 : x;
-        if (pre) norm_forward(r.norm1, a.n1, a.mean1, a.rstd1, x, N);
-        r.qkv.forward(a.qkv, attn_in, P, B, T);
-        if (cfg_.pos == PosEncoding::rope)
-            rope_forward(a.qkvr, a.qkv, rope_cos_.data(), rope_sin_.data(), B, T, C, cfg_.heads);
-        attention_forward(a.att, layer_scores(l), layer_weights(l), scratch_.data(), a.qkvr, r.map,
-                          alibi_.empty() ? nullptr : alibi_.data(), sh);
-        r.proj.forward(a.res1, a.att, P, B, T, {.residual = x});
-        // FFN: pre: xo = res1 + ffn(norm2(res1));  post: res2 = n1 + ffn(n1), xo = norm2(res2)
-        const float* ffn_in = pre ? a.n2 : a.n1;
-        if (pre)
-            norm_forward(r.norm2, a.n2, a.mean2, a.rstd2, a.res1, N);
-        else
-            norm_forward(r.norm1, a.n1, a.mean1, a.rstd1, a.res1, N);
-        r.fc.forward(a.fch, ffn_in, P, B, T, {.act_out = a.fca, .act = cfg_.ffn_act});  // fca = act(fch)
-        if (pre) {
-            r.ffn_proj.forward(xo, a.fca, P, B, T, {.residual = a.res1});
-        } else {
-            r.ffn_proj.forward(a.res2, a.fca, P, B, T, {.residual = a.n1});
-            norm_forward(r.norm2, xo, a.mean2, a.rstd2, a.res2, N);
-        }
+        auto norm = [&](int i, float* out, const float* in) {
+            if (i == 1) norm_forward(r.norm1, out, a.mean1, a.rstd1, in, N);
+            else norm_forward(r.norm2, out, a.mean2, a.rstd2, in, N);
+        };
+        auto attn = [&](float* out, const float* in, const float* residual) {
+            r.qkv.forward(a.qkv, in, P, B, T);
+            if (cfg_.pos == PosEncoding::rope)
+                rope_forward(a.qkvr, a.qkv, rope_cos_.data(), rope_sin_.data(), B, T, C,
+                             cfg_.heads);
+            attention_forward(a.att, layer_scores(l), layer_weights(l), scratch_.data(), a.qkvr,
+                              r.map, alibi_.empty() ? nullptr : alibi_.data(), sh);
+            r.proj.forward(out, a.att, P, B, T, {.residual = residual});
+        };
+        auto ffn = [&](float* out, const float* in, const float* residual) {
+            // fca = act(fch), fused into fc's row blocks
+            r.fc.forward(a.fch, in, P, B, T, {.act_out = a.fca, .act = cfg_.ffn_act});
+            r.ffn_proj.forward(out, a.fca, P, B, T, {.residual = residual});
+        };
+        block_forward(cfg_.norm_position, a_.x[size_t(l)], a_.x[size_t(l) + 1],
+                      {a.n1, a.res1, a.n2, a.res2}, norm, attn, ffn);
     }
     norm_forward(norm_f_, a_.xf, a_.mean_f, a_.rstd_f, a_.x.back(), N);
     head_.forward(a_.logits, a_.xf, P, B, T);
@@ -388,44 +282,35 @@ void Transformer::backward(const Batch& batch) {
     const float* P = params_.data();
     float* G = grads_.data();
     const AttentionShape sh{B, T, C, cfg_.heads};
-    const bool pre = cfg_.norm_position == NormPosition::pre;
-    const GradStore write = GradStore::overwrite, add = GradStore::add;
+    const GradStore write = GradStore::overwrite;
     const Grads& d = d_;
     cross_entropy_backward(d.logits, a_.probs, batch.targets, batch.counted, last_counted_, N,
                            cfg_.vocab, write);
     head_.backward(d.xf, G, d.logits, a_.xf, P, B, T, write);
     norm_backward(norm_f_, d.resid, d.xf, a_.x.back(), a_.mean_f, a_.rstd_f, N, write);
     for (int l = cfg_.layers - 1; l >= 0; l--) {
-        const LayerRefs& r = refs_[size_t(l)];
+        const BlockRefs& r = refs_[size_t(l)];
         const LayerActs& a = a_.layers[size_t(l)];
-        const float* x = a_.x[size_t(l)];
-        // FFN, reversed; d.resid holds dL/dxo
-        if (pre) {
-            // xo = res1 + ffn_proj(act(fc(n2))), n2 = norm2(res1): d.resid becomes dL/dres1
-            r.ffn_proj.backward(d.fca, G, d.resid, a.fca, P, B, T, write, act_grad(a));
-            r.fc.backward(d.n, G, d.fch, a.n2, P, B, T, write);
-            norm_backward(r.norm2, d.resid, d.n, a.res1, a.mean2, a.rstd2, N, add);
-        } else {
-            // xo = norm2(res2), res2 = n1 + ffn_proj(act(fc(n1))), n1 = norm1(res1)
-            norm_backward(r.norm2, d.resid2, d.resid, a.res2, a.mean2, a.rstd2, N, write);
-            r.ffn_proj.backward(d.fca, G, d.resid2, a.fca, P, B, T, write, act_grad(a));
-            r.fc.backward(d.resid2, G, d.fch, a.n1, P, B, T, add);  // d.resid2 becomes dL/dn1
-            norm_backward(r.norm1, d.resid, d.resid2, a.res1, a.mean1, a.rstd1, N, write);
-        }
-        // attention, reversed: res1 = x + proj(att); d.resid holds dL/dres1
-        r.proj.backward(d.att, G, d.resid, a.att, P, B, T, write);
-        attention_backward(d.qkvr, scratch_.data(), d.att, a.qkvr, layer_scores(l),
-                           layer_weights(l), r.map, sh, write);
-        if (cfg_.pos == PosEncoding::rope)
-            rope_backward(d.qkv, d.qkvr, rope_cos_.data(), rope_sin_.data(), B, T, C, cfg_.heads,
-                          write);
-        if (pre) {
-            r.qkv.backward(d.n, G, d.qkv, a.n1, P, B, T, write);
-            norm_backward(r.norm1, d.resid, d.n, x, a.mean1, a.rstd1, N, add);  // n1 = norm1(x)
-        } else {
-            r.qkv.backward(d.resid, G, d.qkv, x, P, B, T, add);
-        }
-        // d.resid holds dL/dx, the previous block's dL/dxo
+        auto norm = [&](int i, float* dinp, const float* dout, const float* in, GradStore st) {
+            if (i == 1) norm_backward(r.norm1, dinp, dout, in, a.mean1, a.rstd1, N, st);
+            else norm_backward(r.norm2, dinp, dout, in, a.mean2, a.rstd2, N, st);
+        };
+        auto attn = [&](float* dinp, const float* dout, const float* in, GradStore st) {
+            r.proj.backward(d.att, G, dout, a.att, P, B, T, write);
+            attention_backward(d.qkvr, scratch_.data(), d.att, a.qkvr, layer_scores(l),
+                               layer_weights(l), r.map, sh, write);
+            if (cfg_.pos == PosEncoding::rope)
+                rope_backward(d.qkv, d.qkvr, rope_cos_.data(), rope_sin_.data(), B, T, C,
+                              cfg_.heads, write);
+            r.qkv.backward(dinp, G, d.qkv, in, P, B, T, st);
+        };
+        auto ffn = [&](float* dinp, const float* dout, const float* in, GradStore st) {
+            // fca = act(fch) is undone inside ffn_proj's backward, into d.fch
+            r.ffn_proj.backward(d.fca, G, dout, a.fca, P, B, T, write, act_grad(a));
+            r.fc.backward(dinp, G, d.fch, in, P, B, T, st);
+        };
+        block_backward(cfg_.norm_position, a_.x[size_t(l)], {a.n1, a.res1, a.n2, a.res2},
+                       d.resid, d.resid2, d.n, norm, attn, ffn);
     }
     embedding_backward(G + tok_emb_, cfg_.pos == PosEncoding::learned ? G + pos_emb_ : nullptr,
                        d.resid, batch.inputs, B, T, C, cfg_.vocab);

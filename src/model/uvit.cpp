@@ -13,6 +13,7 @@
 #include "kernels/attention.h"
 #include "kernels/linear.h"
 #include "kernels/norm.h"
+#include "model/block.h"
 #include "model/layout.h"
 #include "model/model.h"
 
@@ -20,27 +21,12 @@ namespace attnlab {
 
 namespace {
 
-struct Lin {
-    size_t w = 0, b = 0;
-    int in = 0, out = 0;
-    void forward(float* y, const float* x, const float* P, int N) const {
-        linear_forward(y, x, P + w, P + b, N, in, out);
-    }
-    void backward(float* dx, float* G, const float* dy, const float* x, const float* P, int N,
-                  GradStore store) const {
-        linear_backward(dx, G + w, G + b, dy, x, P + w, N, in, out, store);
-    }
-};
-
-struct Norm {
-    size_t w = 0, b = 0;
-};
-
-struct BlockRefs {
+// A block of the U-ViT: the transformer block (pre-norm LayerNorm, GELU FFN,
+// bidirectional attention); out-blocks first map [x, skip] (N, 2C) back to C.
+struct UvitBlock {
     bool has_skip = false;  // out-blocks
-    Lin skip, qkv, proj, fc, ffn_proj;
-    Norm norm1, norm2;
-    AttnMap map = AttnMap::softmax;
+    LinearRef skip;
+    BlockRefs block;
 };
 
 struct BlockActs {
@@ -65,9 +51,9 @@ void time_embedding(float* out, int t, int C) {
 struct UViT::Impl {
     int S, p, g, P, pd, T, C, F, H, L, nin, K;
     size_t patch_w, patch_b, class_emb, pos_emb;
-    std::vector<BlockRefs> blocks;
-    Norm norm_f;
-    Lin head;
+    std::vector<UvitBlock> blocks;
+    NormRef norm_f;
+    LinearRef head;
     Buffer acts, dacts, weights, scores, scratch;
     int scratch_threads = 1;
     // activations
@@ -92,38 +78,22 @@ UViT::~UViT() = default;
 // The parameter table: patch embedding, class and position embeddings, the
 // blocks (out-blocks with their skip map first), the final norm and the head.
 void UViT::Impl::build_table(ParamTable& table, const ModelConfig& cfg) {
-    const int64_t Cl = C;
-    auto lin = [&](const std::string& name, int in, int out, Init init) {
-        Lin l;
-        l.in = in, l.out = out;
-        l.w = table.add(name + ".weight", {out, in}, init);
-        l.b = table.add(name + ".bias", {out}, Init::zeros);
-        return l;
-    };
-    auto norm = [&](const std::string& name) {
-        return Norm{table.add(name + ".weight", {Cl}, Init::ones),
-                    table.add(name + ".bias", {Cl}, Init::zeros)};
-    };
-    const Lin embed = lin("patch_embed", pd, C, Init::normal);
+    const LinearRef embed = add_linear(table, "patch_embed", pd, C, Init::normal);
     patch_w = embed.w, patch_b = embed.b;
-    class_emb = table.add("class_emb.weight", {K + 1, Cl}, Init::normal);
-    pos_emb = table.add("pos_emb.weight", {T, Cl}, Init::normal);
+    class_emb = table.add("class_emb.weight", {K + 1, int64_t(C)}, Init::normal);
+    pos_emb = table.add("pos_emb.weight", {T, int64_t(C)}, Init::normal);
+    BlockShape shape;
+    shape.C = C, shape.F = F;  // LayerNorm, GELU, no position-specific maps
     for (int l = 0; l < L; l++) {
         const std::string n = "blocks." + std::to_string(l) + ".";
-        BlockRefs r;
-        r.map = cfg.attention[size_t(l)];
+        UvitBlock r;
         r.has_skip = l > nin;
-        if (r.has_skip) r.skip = lin(n + "skip", 2 * C, C, Init::normal);
-        r.norm1 = norm(n + "norm1");
-        r.qkv = lin(n + "attn.qkv", C, 3 * C, Init::normal);
-        r.proj = lin(n + "attn.proj", C, C, Init::residual);
-        r.norm2 = norm(n + "norm2");
-        r.fc = lin(n + "ffn.fc", C, F, Init::normal);
-        r.ffn_proj = lin(n + "ffn.proj", F, C, Init::residual);
+        if (r.has_skip) r.skip = add_linear(table, n + "skip", 2 * C, C, Init::normal);
+        r.block = add_block(table, n, shape, cfg.attention[size_t(l)]);
         blocks.push_back(r);
     }
-    norm_f = norm("norm_f");
-    head = lin("head", C, pd, Init::normal);
+    norm_f = add_norm(table, "norm_f", C, NormKind::layernorm);
+    head = add_linear(table, "head", C, pd, Init::normal);
 }
 
 // Activations for (max_batch) images: patches, tokens, per-block values, the output.
@@ -190,9 +160,13 @@ UViT::UViT(const ModelConfig& cfg, int max_batch)
     m.scratch.resize(size_t(m.scratch_threads) * attention_scratch_floats(m.shape(max_batch)));
 }
 
-void UViT::init_params(uint64_t seed) { init_table_params(table_, params_, seed, cfg_.layers); }
+void UViT::init_params(uint64_t seed) {
+    init_table_params(table_, params_, seed, cfg_.layers);
+}
 
-const float* UViT::prediction() const { return impl_->pred; }
+const float* UViT::prediction() const {
+    return impl_->pred;
+}
 
 const float* UViT::attention_weights(int block) const {
     return impl_->weights.data() + impl_->att_size(max_batch_) * size_t(block);
@@ -200,7 +174,8 @@ const float* UViT::attention_weights(int block) const {
 
 size_t UViT::activation_bytes() const {
     const Impl& m = *impl_;
-    return (m.acts.size() + m.dacts.size() + m.weights.size() + m.scores.size() + m.scratch.size()) *
+    return (m.acts.size() + m.dacts.size() + m.weights.size() + m.scores.size() +
+            m.scratch.size()) *
            sizeof(float);
 }
 
@@ -221,11 +196,6 @@ void from_patches(float* image, const float* patches, int S, int p, size_t ld) {
             image[r * S + c] = patches[size_t((r / p) * g + c / p) * ld + (r % p) * p + c % p];
 }
 
-void add_into(float* out, const float* a, const float* b, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
-
 }  // namespace
 
 double UViT::forward(const ImageBatch& batch) {
@@ -244,7 +214,8 @@ double UViT::forward(const ImageBatch& batch) {
     const float* P = params_.data();
     // Tokens: x0[b] = [time(t_b), class_emb[y_b], patch_embed(patches of x_b)] + pos_emb
     for (int b = 0; b < B; b++)
-        to_patches(m.patches + size_t(b) * m.P * m.pd, batch.x + size_t(b) * S * S, S, m.p, size_t(m.pd));
+        to_patches(m.patches + size_t(b) * m.P * m.pd, batch.x + size_t(b) * S * S, S, m.p,
+                   size_t(m.pd));
     linear_forward(m.pe, m.patches, P + m.patch_w, P + m.patch_b, B * m.P, m.pd, C);
     for (int b = 0; b < B; b++) {
         float* x0 = m.x[0] + size_t(b) * m.T * C;
@@ -256,7 +227,7 @@ double UViT::forward(const ImageBatch& batch) {
     const AttentionShape sh = m.shape(B);
     const size_t NC = size_t(N) * C, att = m.att_size(max_batch_);
     for (int l = 0; l < m.L; l++) {
-        const BlockRefs& r = m.blocks[size_t(l)];
+        const UvitBlock& r = m.blocks[size_t(l)];
         const BlockActs& a = m.a[size_t(l)];
         const float* in = m.x[size_t(l)];
         if (r.has_skip) {  // h = skip([x, x_skip]), x_skip the output of in-block L - 1 - l
@@ -265,26 +236,37 @@ double UViT::forward(const ImageBatch& batch) {
                 std::copy_n(in + size_t(i) * C, C, a.cat + size_t(i) * 2 * C);
                 std::copy_n(xs + size_t(i) * C, C, a.cat + size_t(i) * 2 * C + C);
             }
-            r.skip.forward(a.h, a.cat, P, N);
+            r.skip.forward(a.h, a.cat, P, N, 1);
             in = a.h;
         }
-        // res1 = in + proj(attn(norm1(in))); out = res1 + ffn_proj(gelu(fc(norm2(res1))))
-        layernorm_forward(a.n1, a.mean1, a.rstd1, in, P + r.norm1.w, P + r.norm1.b, N, C);
-        r.qkv.forward(a.qkv, a.n1, P, N);
-        attention_forward(a.att, m.scores.size() ? m.scores.data() + att * l : nullptr,
-                          m.weights.data() + att * l, m.scratch.data(), a.qkv, r.map, nullptr, sh);
-        r.proj.forward(a.res1, a.att, P, N);
-        add_into(a.res1, in, a.res1, NC);
-        layernorm_forward(a.n2, a.mean2, a.rstd2, a.res1, P + r.norm2.w, P + r.norm2.b, N, C);
-        r.fc.forward(a.fch, a.n2, P, N);
-        gelu_forward(a.fca, a.fch, long(N) * m.F);
-        r.ffn_proj.forward(m.x[size_t(l) + 1], a.fca, P, N);
-        add_into(m.x[size_t(l) + 1], a.res1, m.x[size_t(l) + 1], NC);
+        const BlockRefs& k = r.block;
+        auto norm = [&](int i, float* out, const float* inp) {
+            const NormRef& n = i == 1 ? k.norm1 : k.norm2;
+            norm_forward(NormKind::layernorm, out, i == 1 ? a.mean1 : a.mean2,
+                         i == 1 ? a.rstd1 : a.rstd2, inp, P + n.w, P + n.b, N, C);
+        };
+        auto attn = [&](float* out, const float* inp, const float* residual) {
+            k.qkv.forward(a.qkv, inp, P, N, 1);
+            attention_forward(a.att, m.scores.size() ? m.scores.data() + att * l : nullptr,
+                              m.weights.data() + att * l, m.scratch.data(), a.qkv, k.map, nullptr,
+                              sh);
+            k.proj.forward(out, a.att, P, N, 1);
+            add_into(out, residual, out, NC);
+        };
+        auto ffn = [&](float* out, const float* inp, const float* residual) {
+            k.fc.forward(a.fch, inp, P, N, 1);
+            gelu_forward(a.fca, a.fch, long(N) * m.F);
+            k.ffn_proj.forward(out, a.fca, P, N, 1);
+            add_into(out, residual, out, NC);
+        };
+        block_forward(NormPosition::pre, in, m.x[size_t(l) + 1], {a.n1, a.res1, a.n2, nullptr},
+                      norm, attn, ffn);
     }
     layernorm_forward(m.xf, m.mean_f, m.rstd_f, m.x.back(), P + m.norm_f.w, P + m.norm_f.b, N, C);
-    m.head.forward(m.out, m.xf, P, N);
+    m.head.forward(m.out, m.xf, P, N, 1);
     for (int b = 0; b < B; b++)  // the patch tokens' outputs, back to pixels
-        from_patches(m.pred + size_t(b) * S * S, m.out + (size_t(b) * m.T + 2) * m.pd, S, m.p, size_t(m.pd));
+        from_patches(m.pred + size_t(b) * S * S, m.out + (size_t(b) * m.T + 2) * m.pd, S, m.p,
+                     size_t(m.pd));
     if (!batch.target) return 0.0;
     double sum = 0;
     const size_t n = size_t(B) * S * S;
@@ -301,7 +283,7 @@ void UViT::backward(const ImageBatch& batch) {
     const int B = batch.B, N = B * m.T, C = m.C, S = m.S;
     const float* P = params_.data();
     float* G = grads_.data();
-    const GradStore write = GradStore::overwrite, add = GradStore::add;
+    const GradStore write = GradStore::overwrite;
     const AttentionShape sh = m.shape(B);
     const size_t att = m.att_size(max_batch_);
     // loss = mean (pred - target)^2: dpred = 2 (pred - target) / n, at the patch tokens' outputs
@@ -314,31 +296,37 @@ void UViT::backward(const ImageBatch& batch) {
                 m.d_out[(size_t(b) * m.T + 2 + size_t((r / m.p) * m.g + c / m.p)) * m.pd +
                         size_t((r % m.p) * m.p + c % m.p)] = scale * (m.pred[i] - batch.target[i]);
             }
-    m.head.backward(m.d_xf, G, m.d_out, m.xf, P, N, write);
-    layernorm_backward(m.d_resid, G + m.norm_f.w, G + m.norm_f.b, m.d_xf, m.x.back(), P + m.norm_f.w,
-                       m.mean_f, m.rstd_f, N, C, write);
+    m.head.backward(m.d_xf, G, m.d_out, m.xf, P, N, 1, write);
+    layernorm_backward(m.d_resid, G + m.norm_f.w, G + m.norm_f.b, m.d_xf, m.x.back(),
+                       P + m.norm_f.w, m.mean_f, m.rstd_f, N, C, write);
     for (int l = m.L - 1; l >= 0; l--) {
-        const BlockRefs& r = m.blocks[size_t(l)];
+        const UvitBlock& r = m.blocks[size_t(l)];
         const BlockActs& a = m.a[size_t(l)];
         const float* in = r.has_skip ? a.h : m.x[size_t(l)];
         if (l < m.nin)  // x[l + 1] also fed out-block L - 1 - l through its skip
             for (size_t i = 0; i < size_t(N) * C; i++) m.d_resid[i] += m.d_skip[size_t(l)][i];
-        // out = res1 + ffn_proj(gelu(fc(n2))), n2 = norm2(res1): d_resid becomes dL/dres1
-        r.ffn_proj.backward(m.d_fca, G, m.d_resid, a.fca, P, N, write);
-        gelu_backward(m.d_fca, m.d_fca, a.fch, long(N) * m.F, write);
-        r.fc.backward(m.d_n, G, m.d_fca, a.n2, P, N, write);
-        layernorm_backward(m.d_resid, G + r.norm2.w, G + r.norm2.b, m.d_n, a.res1, P + r.norm2.w,
-                           a.mean2, a.rstd2, N, C, add);
-        // res1 = in + proj(att), att = attention(qkv(n1)), n1 = norm1(in): d_resid becomes dL/din
-        r.proj.backward(m.d_att, G, m.d_resid, a.att, P, N, write);
-        attention_backward(m.d_qkv, m.scratch.data(), m.d_att, a.qkv,
-                           m.scores.size() ? m.scores.data() + att * l : nullptr,
-                           m.weights.data() + att * l, r.map, sh, write);
-        r.qkv.backward(m.d_n, G, m.d_qkv, a.n1, P, N, write);
-        layernorm_backward(m.d_resid, G + r.norm1.w, G + r.norm1.b, m.d_n, in, P + r.norm1.w, a.mean1,
-                           a.rstd1, N, C, add);
+        const BlockRefs& k = r.block;
+        auto norm = [&](int i, float* dinp, const float* dout, const float* inp, GradStore st) {
+            const NormRef& n = i == 1 ? k.norm1 : k.norm2;
+            norm_backward(NormKind::layernorm, dinp, G + n.w, G + n.b, dout, inp, P + n.w,
+                          i == 1 ? a.mean1 : a.mean2, i == 1 ? a.rstd1 : a.rstd2, N, C, st);
+        };
+        auto attn = [&](float* dinp, const float* dout, const float* inp, GradStore st) {
+            k.proj.backward(m.d_att, G, dout, a.att, P, N, 1, write);
+            attention_backward(m.d_qkv, m.scratch.data(), m.d_att, a.qkv,
+                               m.scores.size() ? m.scores.data() + att * l : nullptr,
+                               m.weights.data() + att * l, k.map, sh, write);
+            k.qkv.backward(dinp, G, m.d_qkv, inp, P, N, 1, st);
+        };
+        auto ffn = [&](float* dinp, const float* dout, const float* inp, GradStore st) {
+            k.ffn_proj.backward(m.d_fca, G, dout, a.fca, P, N, 1, write);
+            gelu_backward(m.d_fca, m.d_fca, a.fch, long(N) * m.F, write);
+            k.fc.backward(dinp, G, m.d_fca, inp, P, N, 1, st);
+        };
+        block_backward(NormPosition::pre, in, {a.n1, a.res1, a.n2, nullptr}, m.d_resid, nullptr,
+                       m.d_n, norm, attn, ffn);
         if (r.has_skip) {  // h = skip([x, x_skip]): split dL/dcat into dL/dx and the skip's share
-            r.skip.backward(m.d_cat, G, m.d_resid, a.cat, P, N, write);
+            r.skip.backward(m.d_cat, G, m.d_resid, a.cat, P, N, 1, write);
             float* dskip = m.d_skip[size_t(m.L - 1 - l)];
             for (int i = 0; i < N; i++) {
                 std::copy_n(m.d_cat + size_t(i) * 2 * C, C, m.d_resid + size_t(i) * C);
@@ -354,8 +342,8 @@ void UViT::backward(const ImageBatch& batch) {
         for (int c = 0; c < C; c++) dce[c] += d0[C + c];
         std::copy_n(d0 + 2 * C, size_t(m.P) * C, m.d_pe + size_t(b) * m.P * C);
     }
-    linear_backward(nullptr, G + m.patch_w, G + m.patch_b, m.d_pe, m.patches, P + m.patch_w, B * m.P,
-                    m.pd, C);
+    linear_backward(nullptr, G + m.patch_w, G + m.patch_b, m.d_pe, m.patches, P + m.patch_w,
+                    B * m.P, m.pd, C);
 }
 
 void load_uvit(UViT& model, const std::string& path) {

@@ -26,7 +26,7 @@ struct ImageBatch {
 };
 
 class UViT {
-public:
+  public:
     // cfg.arch must be uvit; cfg.vocab = K classes, cfg.context = uvit_tokens(cfg).
     UViT(const ModelConfig& cfg, int max_batch);
     ~UViT();
@@ -50,11 +50,11 @@ public:
     // Adds dL/dparams of the last forward's MSE into grads() (needs a target).
     void backward(const ImageBatch& batch);
 
-    const float* prediction() const;                // (B, S*S) of the last forward
+    const float* prediction() const;                  // (B, S*S) of the last forward
     const float* attention_weights(int block) const;  // (B, H, T, T) of the last forward
     size_t activation_bytes() const;
 
-private:
+  private:
     struct Impl;
     ModelConfig cfg_;
     int max_batch_;

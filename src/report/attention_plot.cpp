@@ -58,7 +58,8 @@ struct WindowWeights {
         for (int l = 0; l < L; l++)
             for (int h = 0; h < H; h++)
                 for (int i = 0; i < T; i++)
-                    for (int j = 0; j <= i; j++) vmax = std::max(vmax, double(std::abs(at(l, h, i, j))));
+                    for (int j = 0; j <= i; j++)
+                        vmax = std::max(vmax, double(std::abs(at(l, h, i, j))));
         return vmax;
     }
 };
@@ -178,7 +179,8 @@ AttentionPlot plot_attention(const AttentionPlotOptions& opt) {
     const double header_w =
         g.left + 0.6 * std::max(15.0 * double(title.size()),
                                 11.0 * double(std::max({model.size(), window.size(), how.size()})));
-    Svg svg(std::max(g.left + g.panel_w * H + g.legend_w, header_w + 16), g.top + g.panel_h * L + 10);
+    Svg svg(std::max(g.left + g.panel_w * H + g.legend_w, header_w + 16),
+            g.top + g.panel_h * L + 10);
     svg.text(g.left, 22, title, 15, Anchor::start, "font-weight=\"bold\"");
     svg.text(g.left, 40, model, 11, Anchor::start, "fill=\"#555555\"");
     svg.text(g.left, 56, window, 11, Anchor::start, "fill=\"#555555\"");

@@ -6,8 +6,8 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <functional>
 #include <cmath>
+#include <functional>
 
 namespace attnlab {
 
@@ -129,8 +129,7 @@ void draw_series(Svg& svg, const ChartSeries& s, const Frame& f,
     if (s.x.size() <= 24) {
         for (size_t i = 0; i < s.x.size(); i++) {
             if (!s.lo.empty() && s.x.size() == 1)
-                svg.line(line[i].first, f.y(s.lo[i]), line[i].first, f.y(s.hi[i]), s.colour,
-                         1.5);
+                svg.line(line[i].first, f.y(s.lo[i]), line[i].first, f.y(s.hi[i]), s.colour, 1.5);
             svg.open_group();
             svg.circle(line[i].first, line[i].second, 3.5, s.colour,
                        "stroke=\"#ffffff\" stroke-width=\"1\"");

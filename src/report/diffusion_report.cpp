@@ -16,7 +16,8 @@ std::string base64(const std::string& bytes) {
     std::string out;
     size_t i = 0;
     for (; i + 2 < bytes.size(); i += 3) {
-        const uint32_t v = uint32_t(uint8_t(bytes[i])) << 16 | uint32_t(uint8_t(bytes[i + 1])) << 8 | uint8_t(bytes[i + 2]);
+        const uint32_t v = uint32_t(uint8_t(bytes[i])) << 16 |
+                           uint32_t(uint8_t(bytes[i + 1])) << 8 | uint8_t(bytes[i + 2]);
         for (int s = 18; s >= 0; s -= 6) out += abc[(v >> s) & 63];
     }
     if (i < bytes.size()) {
@@ -31,7 +32,8 @@ std::string base64(const std::string& bytes) {
 
 std::string escape(const std::string& s) {
     std::string o;
-    for (char c : s) o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    for (char c : s)
+        o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
     return o;
 }
 
@@ -55,34 +57,43 @@ DiffusionSection diffusion_section(const std::string& dir,
         const double loss = j.at("eval_loss").get<double>();
         const int samples = j.value("eval_samples", 0), steps = j.value("sample_steps", 0);
         const double g = j.value("guidance", 0.0);
-        rows_html += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.1f}</td><td>{:.4f}</td>"
-                                 "<td>{} x {} DDIM, g = {}</td></tr>\n",
-                                 escape(name), escape(label), fid, 100 * acc, loss, samples, steps, g);
-        rows_md += fmt::format("| {} | {} | {:.2f} | {:.1f} | {:.4f} | {} x {} DDIM, g = {} |\n", name, label, fid,
-                               100 * acc, loss, samples, steps, g);
+        rows_html += fmt::format(
+            "<tr><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.1f}</td><td>{:.4f}</td>"
+            "<td>{} x {} DDIM, g = {}</td></tr>\n",
+            escape(name), escape(label), fid, 100 * acc, loss, samples, steps, g);
+        rows_md += fmt::format("| {} | {} | {:.2f} | {:.1f} | {:.4f} | {} x {} DDIM, g = {} |\n",
+                               name, label, fid, 100 * acc, loss, samples, steps, g);
         std::ifstream png(dir + "/" + name + "/samples.png", std::ios::binary);
         if (png) {
             const std::string bytes{std::istreambuf_iterator<char>(png), {}};
-            grids += fmt::format("<figure style=\"display:inline-block;margin:6px\"><img alt=\"samples of {0}\" "
-                                 "src=\"data:image/png;base64,{1}\" style=\"image-rendering:pixelated;width:300px\">"
-                                 "<figcaption>{0}: {2}</figcaption></figure>\n",
-                                 escape(name), base64(bytes), escape(label));
+            grids += fmt::format(
+                "<figure style=\"display:inline-block;margin:6px\"><img alt=\"samples of {0}\" "
+                "src=\"data:image/png;base64,{1}\" style=\"image-rendering:pixelated;width:300px\">"
+                "<figcaption>{0}: {2}</figcaption></figure>\n",
+                escape(name), base64(bytes), escape(label));
         }
     }
     if (rows_md.empty()) return out;
     const std::string note =
-        "FID (attnlab Fashion-MNIST features): the Frechet distance between generated images and the "
-        "10,000 test images in the features of attnlab's own Fashion-MNIST classifier, lower is better "
-        "(not comparable to Inception FIDs). Sample accuracy: how often that classifier names the class "
+        "FID (attnlab Fashion-MNIST features): the Frechet distance between generated images and "
+        "the "
+        "10,000 test images in the features of attnlab's own Fashion-MNIST classifier, lower is "
+        "better "
+        "(not comparable to Inception FIDs). Sample accuracy: how often that classifier names the "
+        "class "
         "the image was generated for. Loss: the denoising MSE on fixed test images.";
     out.html = "<h2>FID (attnlab Fashion-MNIST features)</h2>\n<p class=\"note\">" + escape(note) +
                "</p>\n<table>\n<tr><th>run</th><th>values</th><th>FID (lower is better)</th>"
                "<th>sample accuracy %</th><th>loss</th><th>samples</th></tr>\n" +
-               rows_html + "</table>\n<h2>Samples</h2>\n<p class=\"note\">One row per class, "
-               "T-shirt/top at the top to Ankle boot at the bottom.</p>\n" + grids;
-    out.markdown = "\n## FID (attnlab Fashion-MNIST features)\n\n" + note +
-                   "\n\n| run | values | FID (lower is better) | sample accuracy % | loss | samples |\n"
-                   "|---|---|---|---|---|---|\n" + rows_md;
+               rows_html +
+               "</table>\n<h2>Samples</h2>\n<p class=\"note\">One row per class, "
+               "T-shirt/top at the top to Ankle boot at the bottom.</p>\n" +
+               grids;
+    out.markdown =
+        "\n## FID (attnlab Fashion-MNIST features)\n\n" + note +
+        "\n\n| run | values | FID (lower is better) | sample accuracy % | loss | samples |\n"
+        "|---|---|---|---|---|---|\n" +
+        rows_md;
     for (const auto& [name, label] : runs)
         if (rows_md.find("| " + name + " |") != std::string::npos)
             out.markdown += "\n![" + name + "](" + name + "/samples.png)";

@@ -9,7 +9,8 @@
 namespace attnlab {
 
 Gaussian fit_gaussian(const float* f, int n, int d) {
-    if (n < 2) throw Error("a Gaussian fit needs at least 2 feature vectors, got " + std::to_string(n));
+    if (n < 2)
+        throw Error("a Gaussian fit needs at least 2 feature vectors, got " + std::to_string(n));
     Gaussian g;
     g.d = d;
     g.mean.assign(size_t(d), 0.0);
@@ -24,8 +25,7 @@ Gaussian fit_gaussian(const float* f, int n, int d) {
             for (int k = j; k < d; k++) g.cov[size_t(j) * d + k] += c[size_t(j)] * c[size_t(k)];
     }
     for (int j = 0; j < d; j++)
-        for (int k = j; k < d; k++)
-            g.cov[size_t(k) * d + j] = g.cov[size_t(j) * d + k] /= (n - 1);
+        for (int k = j; k < d; k++) g.cov[size_t(k) * d + j] = g.cov[size_t(j) * d + k] /= (n - 1);
     return g;
 }
 
@@ -47,7 +47,8 @@ void symmetric_eigen(const std::vector<double>& A0, int n, std::vector<double>& 
                 if (at(p, q) == 0) continue;
                 // The rotation that zeros A[p][q]: tan(2 theta) = 2 A_pq / (A_qq - A_pp).
                 const double theta = (at(q, q) - at(p, p)) / (2 * at(p, q));
-                const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+                const double t =
+                    (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
                 const double c = 1 / std::sqrt(t * t + 1), s = t * c;
                 for (int k = 0; k < n; k++) {  // A <- A J (columns p, q)
                     const double akp = at(k, p), akq = at(k, q);
@@ -59,7 +60,8 @@ void symmetric_eigen(const std::vector<double>& A0, int n, std::vector<double>& 
                 }
                 for (int k = 0; k < n; k++) {  // V <- V J
                     const double vkp = V[size_t(k) * n + p], vkq = V[size_t(k) * n + q];
-                    V[size_t(k) * n + p] = c * vkp - s * vkq, V[size_t(k) * n + q] = s * vkp + c * vkq;
+                    V[size_t(k) * n + p] = c * vkp - s * vkq,
+                                      V[size_t(k) * n + q] = s * vkp + c * vkq;
                 }
             }
     }
@@ -71,7 +73,8 @@ double frechet_distance(const Gaussian& a, const Gaussian& b) {
     if (a.d != b.d || a.d < 1) throw Error("Frechet distance of Gaussians of different dimensions");
     const int d = a.d;
     double dist = 0;
-    for (int i = 0; i < d; i++) dist += (a.mean[size_t(i)] - b.mean[size_t(i)]) * (a.mean[size_t(i)] - b.mean[size_t(i)]);
+    for (int i = 0; i < d; i++)
+        dist += (a.mean[size_t(i)] - b.mean[size_t(i)]) * (a.mean[size_t(i)] - b.mean[size_t(i)]);
     for (int i = 0; i < d; i++) dist += a.cov[size_t(i) * d + i] + b.cov[size_t(i) * d + i];
     // R = S1^(1/2) = V diag(sqrt(max(l, 0))) V^T; M = R S2 R.
     std::vector<double> l, V;
@@ -81,7 +84,8 @@ double frechet_distance(const Gaussian& a, const Gaussian& b) {
         for (int j = 0; j < d; j++) {
             double s = 0;
             for (int k = 0; k < d; k++)
-                s += V[size_t(i) * d + k] * std::sqrt(std::max(l[size_t(k)], 0.0)) * V[size_t(j) * d + k];
+                s += V[size_t(i) * d + k] * std::sqrt(std::max(l[size_t(k)], 0.0)) *
+                     V[size_t(j) * d + k];
             R[size_t(i) * d + j] = s;
         }
     for (int i = 0; i < d; i++)
@@ -96,7 +100,8 @@ double frechet_distance(const Gaussian& a, const Gaussian& b) {
         }
     for (int i = 0; i < d; i++)  // symmetrise away rounding
         for (int j = i + 1; j < d; j++)
-            M[size_t(i) * d + j] = M[size_t(j) * d + i] = 0.5 * (M[size_t(i) * d + j] + M[size_t(j) * d + i]);
+            M[size_t(i) * d + j] = M[size_t(j) * d + i] =
+                0.5 * (M[size_t(i) * d + j] + M[size_t(j) * d + i]);
     std::vector<double> m, W;
     symmetric_eigen(M, d, m, W);
     double trace_sqrt = 0;

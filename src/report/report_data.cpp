@@ -114,7 +114,6 @@ bool parse_number(const std::string& s, double& out) {
     }
 }
 
-
 ChartAxes choose_layout(const SweepData& d, const ReportOptions& opt) {
     auto find_axis = [&](const std::string& name) {
         for (size_t a = 0; a < d.axes.size(); a++)
@@ -182,7 +181,6 @@ std::string series_label(const SweepData& d, const ChartAxes& l, const RunData& 
     return "all runs";
 }
 
-
 Stats stats_of(const std::vector<double>& v) {
     Stats s;
     s.n = int(v.size());
@@ -202,7 +200,6 @@ Stats stats_of(const std::vector<double>& v) {
 std::string pct(double v) {
     return fmt::format("{:.1f}", 100 * v);
 }
-
 
 Groups group_runs(const SweepData& d, const ChartAxes& l) {
     Groups g;

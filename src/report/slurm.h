@@ -12,13 +12,13 @@
 namespace attnlab {
 
 struct SlurmOptions {
-    std::string out_dir;     // the sweep folder (on a filesystem every node sees)
-    std::string binary;      // the attnlab executable the array tasks run
-    std::string workdir;     // the tasks' working folder (relative paths in the grid)
-    std::string sbatch_args; // extra sbatch options, e.g. "--partition=p --time=01:00:00"
-    int max_parallel = 0;    // array tasks at a time (the %K of --array); 0: no limit
-    int threads = 1;         // train.threads of every run = --cpus-per-task
-    bool dry_run = false;    // write and print the script, submit nothing
+    std::string out_dir;      // the sweep folder (on a filesystem every node sees)
+    std::string binary;       // the attnlab executable the array tasks run
+    std::string workdir;      // the tasks' working folder (relative paths in the grid)
+    std::string sbatch_args;  // extra sbatch options, e.g. "--partition=p --time=01:00:00"
+    int max_parallel = 0;     // array tasks at a time (the %K of --array); 0: no limit
+    int threads = 1;          // train.threads of every run = --cpus-per-task
+    bool dry_run = false;     // write and print the script, submit nothing
 };
 
 struct SlurmSubmission {

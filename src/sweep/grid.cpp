@@ -191,16 +191,17 @@ RunConfig read_base(const toml::table& doc, const std::string& origin) {
 
 // The list of an axis's points; "model.attention" = "all" is every map of the
 // registry, so a new map joins such sweeps.
-const toml::array& axis_points(const GridAxis& axis, const toml::node& v,
-                               const std::string& where, toml::array& every_map) {
+const toml::array& axis_points(const GridAxis& axis, const toml::node& v, const std::string& where,
+                               toml::array& every_map) {
     if (axis.name == "model.attention" && v.value<std::string>() == "all")
         for (const auto& m : all_attention_maps()) every_map.push_back(std::string(m.name));
     const toml::array* list = every_map.empty() ? v.as_array() : &every_map;
     if (!list)
         throw Error(where + " must be a list of values, e.g. \"" + axis.name + "\" = [1, 2, 3]" +
-                    (v.as_table() ? " (for keys that vary together use a list of tables: "
-                                    "name = [{ \"model.arch\" = \"lstm\", \"model.dim\" = 96 }, ...])"
-                                  : ""));
+                    (v.as_table()
+                         ? " (for keys that vary together use a list of tables: "
+                           "name = [{ \"model.arch\" = \"lstm\", \"model.dim\" = 96 }, ...])"
+                         : ""));
     if (list->empty()) throw Error(where + " is an empty list; give at least one value");
     const bool tables = list->get(0)->is_table();
     for (const auto& item : *list)

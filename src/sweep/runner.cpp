@@ -34,7 +34,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 enum class Mode { fresh, resume };
 
 // SIGINT / SIGTERM while a sweep runs: stop starting runs, end the running
@@ -176,10 +175,10 @@ void classify_runs(SweepState& s) {
         while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    throw Error(fmt::format(
-        "sweep interrupted with {} of {} runs finished; run the same command again to "
-        "resume (interrupted runs continue from their last checkpoint)",
-        s.finished, s.out.total));
+    throw Error(
+        fmt::format("sweep interrupted with {} of {} runs finished; run the same command again to "
+                    "resume (interrupted runs continue from their last checkpoint)",
+                    s.finished, s.out.total));
 }
 
 // Starts the next pending run: `train --resume` or `train --config` into its folder.
@@ -198,9 +197,9 @@ void start_next(SweepState& s) {
         write_text_atomic(dir + "/sweep-config.toml", to_toml(run.cfg));
         args = {"train", "--config", dir + "/sweep-config.toml", "--out", dir, "--force"};
     }
-    std::ofstream(log, std::ios::app) << "# attnlab "
-                                      << (mode == Mode::resume ? "resuming" : "starting")
-                                      << " run " << run.name << "\n";
+    std::ofstream(log, std::ios::app)
+        << "# attnlab " << (mode == Mode::resume ? "resuming" : "starting") << " run " << run.name
+        << "\n";
     s.running[spawn_train(s.opt.binary, args, log)] = {i, mode, Clock::now()};
 }
 
@@ -215,8 +214,8 @@ void print_finished(const SweepState& s, const Running& r, const RunResult& res)
         for (const auto& [label, acc] : res.per_task)
             per += fmt::format(" {} {:.1f}%", label, 100 * acc);
     if (res.bits_per_byte) per += fmt::format(" {:.3f} bits/byte", *res.bits_per_byte);
-    fmt::print("[{}/{}] {}  acc {:.2f}%{}  {:.1f} s  elapsed {}  ETA {}\n", s.finished,
-               s.out.total, s.plan.runs[r.run].name, 100 * res.accuracy,
+    fmt::print("[{}/{}] {}  acc {:.2f}%{}  {:.1f} s  elapsed {}  ETA {}\n", s.finished, s.out.total,
+               s.plan.runs[r.run].name, 100 * res.accuracy,
                per.empty() ? "" : " (" + per.substr(1) + ")", wall, format_duration(elapsed),
                format_duration(eta));
     std::fflush(stdout);

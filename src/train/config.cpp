@@ -1,16 +1,18 @@
 // The key table behind every configuration path (TOML, --set, resume).
 #include "train/config.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "core/error.h"
 #include "core/read_file.h"
+#include "model/option_text.h"
 #include "train/config_toml.h"
 
 namespace attnlab {
@@ -22,32 +24,6 @@ std::string fmt_double(double x) {
 }
 
 namespace {
-
-std::string trim(std::string s) {
-    while (!s.empty() && std::isspace(uint8_t(s.front()))) s.erase(s.begin());
-    while (!s.empty() && std::isspace(uint8_t(s.back()))) s.pop_back();
-    if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
-        s = s.substr(1, s.size() - 2);
-    return s;
-}
-
-long parse_int(const std::string& key, const std::string& v, long lo, long hi) {
-    const std::string t = trim(v);
-    size_t used = 0;
-    long x = 0;
-    try {
-        x = std::stol(t, &used);
-    } catch (...) {
-        used = 0;
-    }
-    if (used == 0 || used != t.size())
-        throw Error(key + " = '" + v + "' is not an integer (valid: " + std::to_string(lo) + ".." +
-                    std::to_string(hi) + ")");
-    if (x < lo || x > hi)
-        throw Error(key + " = " + t + " is out of range: must be " + std::to_string(lo) + ".." +
-                    std::to_string(hi));
-    return x;
-}
 
 double parse_float(const std::string& key, const std::string& v, double lo, double hi) {
     const std::string t = trim(v);
@@ -66,16 +42,6 @@ double parse_float(const std::string& key, const std::string& v, double lo, doub
     return x;
 }
 
-std::string choice(const std::string& key, const std::string& v,
-                   const std::vector<std::string>& valid) {
-    const std::string t = trim(v);
-    for (const auto& c : valid)
-        if (t == c) return t;
-    std::string list;
-    for (const auto& c : valid) list += (list.empty() ? "" : ", ") + c;
-    throw Error(key + " = '" + t + "' is not valid; choose one of: " + list);
-}
-
 std::vector<int> parse_int_list(const std::string& key, const std::string& v, long lo, long hi) {
     std::string t = trim(v);
     if (!t.empty() && t.front() == '[') t = t.substr(1);
@@ -88,7 +54,6 @@ std::vector<int> parse_int_list(const std::string& key, const std::string& v, lo
     return out;
 }
 
-std::string quote(const std::string& s) { return "\"" + s + "\""; }
 // A TOML basic string: backslash, quote and control characters escaped (file paths).
 std::string toml_string(const std::string& s) {
     std::string out = "\"";
@@ -137,101 +102,86 @@ std::string int_list(const std::vector<int>& v) {
     for (size_t i = 0; i < v.size(); i++) s += (i ? ", " : "") + std::to_string(v[i]);
     return s + "]";
 }
-std::string str_list(const std::vector<std::string>& v) {
-    std::string s = "[";
-    for (size_t i = 0; i < v.size(); i++) s += (i ? ", " : "") + quote(v[i]);
-    return s + "]";
+
+#define INT_KEY(NAME, FIELD, LO, HI, DOC)                                                          \
+    ConfigKey {                                                                                    \
+        NAME, DOC,                                                                                 \
+            [](RunConfig& c, const std::string& v) { c.FIELD = int(parse_int(NAME, v, LO, HI)); }, \
+            [](const RunConfig& c) { return std::to_string(c.FIELD); }                             \
+    }
+#define FLOAT_KEY(NAME, FIELD, LO, HI, DOC)                       \
+    ConfigKey {                                                   \
+        NAME, DOC,                                                \
+            [](RunConfig& c, const std::string& v) {              \
+                c.FIELD = float(parse_float(NAME, v, LO, HI));    \
+            },                                                    \
+            [](const RunConfig& c) { return fmt_float(c.FIELD); } \
+    }
+
+std::vector<ConfigKey> model_keys() {
+    std::vector<ConfigKey> k;
+    // [model]: the model options' own table (model/config.h), with model.attention,
+    // the map specification as given (resolved into model.attention per layer), after arch.
+    for (const auto& o : model_options()) {
+        if (o.key.empty()) continue;  // derived from the task and train.*
+        const std::string range =
+            o.field ? " (" + std::to_string(o.lo) + ".." + std::to_string(o.hi) + ")" : "";
+        k.push_back({"model." + o.key, o.doc + range,
+                     [set = o.set](RunConfig& c, const std::string& v) { set(c.model, v); },
+                     [get = o.get](const RunConfig& c) { return get(c.model); }});
+        if (o.key == "arch")
+            k.push_back({"model.attention",
+                         "attention map for all layers (" + attention_map_names() +
+                             "), a comma-separated list with one per layer, or the preset "
+                             "cogformer (softmax first and last layer, cog between)",
+                         [](RunConfig& c, const std::string& v) { c.attention = trim(v); },
+                         [](const RunConfig& c) { return quote(c.attention); }});
+    }
+    return k;
 }
 
-#define INT_KEY(NAME, FIELD, LO, HI, DOC)                                                     \
-    ConfigKey {                                                                               \
-        NAME, DOC, [](RunConfig& c, const std::string& v) { c.FIELD = int(parse_int(NAME, v, LO, HI)); }, \
-            [](const RunConfig& c) { return std::to_string(c.FIELD); }                        \
-    }
-#define FLOAT_KEY(NAME, FIELD, LO, HI, DOC)                                                    \
-    ConfigKey {                                                                                \
-        NAME, DOC, [](RunConfig& c, const std::string& v) { c.FIELD = float(parse_float(NAME, v, LO, HI)); }, \
-            [](const RunConfig& c) { return fmt_float(c.FIELD); }                              \
-    }
-
-std::vector<ConfigKey> make_keys() {
-    std::vector<ConfigKey> k;
-    // [model]
-    k.push_back({"model.arch", "architecture: transformer | cisformer | lstm | mlp",
-                 [](RunConfig& c, const std::string& v) { c.model.arch = arch_from_name("model.arch", trim(v)); },
-                 [](const RunConfig& c) { return quote(arch_name(c.model.arch)); }});
-    k.push_back({"model.attention",
-                 "attention map for all layers (" + attention_map_names() +
-                     "), a comma-separated list with one per layer, or the preset cogformer "
-                     "(softmax first and last layer, cog between)",
-                 [](RunConfig& c, const std::string& v) { c.attention = trim(v); },
-                 [](const RunConfig& c) { return quote(c.attention); }});
-    k.push_back(INT_KEY("model.layers", model.layers, 1, 64, "number of blocks (LSTM layers, MLP hidden layers)"));
-    k.push_back(INT_KEY("model.dim", model.dim, 2, 4096, "residual width C (LSTM hidden size, MLP embedding size)"));
-    k.push_back(INT_KEY("model.heads", model.heads, 1, 256, "attention heads H (dim must be divisible by heads)"));
-    k.push_back({"model.pos", "positional encoding: learned | sinusoidal | rope | alibi | none",
-                 [](RunConfig& c, const std::string& v) { c.model.pos = pos_from_name("model.pos", trim(v)); },
-                 [](const RunConfig& c) { return quote(pos_name(c.model.pos)); }});
-    k.push_back(INT_KEY("model.ffn_mult", model.ffn_mult, 1, 64, "FFN hidden width as a multiple of dim"));
-    k.push_back({"model.ffn_act", "FFN non-linearity: gelu (tanh form) | relu | swiglu",
-                 [](RunConfig& c, const std::string& v) { c.model.ffn_act = activation_from_name("model.ffn_act", trim(v)); },
-                 [](const RunConfig& c) { return quote(activation_name(c.model.ffn_act)); }});
-    k.push_back({"model.norm", "normalisation: layernorm | rmsnorm",
-                 [](RunConfig& c, const std::string& v) { c.model.norm = norm_from_name("model.norm", trim(v)); },
-                 [](const RunConfig& c) { return quote(norm_name(c.model.norm)); }});
-    k.push_back({"model.norm_position", "block style: pre (x + f(norm(x))) | post (norm(x + f(x)))",
-                 [](RunConfig& c, const std::string& v) { c.model.norm_position = norm_position_from_name("model.norm_position", trim(v)); },
-                 [](const RunConfig& c) { return quote(norm_position_name(c.model.norm_position)); }});
-    k.push_back({"model.cis_maps",
-                 "cisformer: which linear maps get per-position weights, a list from qkv, proj, fc, ffn_proj (or \"all\")",
+void add_task_keys(std::vector<ConfigKey>& k) {
+    k.push_back({"task.name",
+                 "task: iarc | ladder | multitask | text | fmnist (images, for model.arch = uvit)",
                  [](RunConfig& c, const std::string& v) {
-                     std::string t = trim(v);
-                     if (t == "all") {
-                         c.model.cis_maps = {"qkv", "proj", "fc", "ffn_proj"};
-                         return;
-                     }
-                     if (!t.empty() && t.front() == '[') t = t.substr(1);
-                     if (!t.empty() && t.back() == ']') t.pop_back();
-                     std::vector<std::string> maps;
-                     std::stringstream ss(t);
-                     std::string item;
-                     while (std::getline(ss, item, ','))
-                         if (!trim(item).empty())
-                             maps.push_back(choice("model.cis_maps", item, {"qkv", "proj", "fc", "ffn_proj"}));
-                     c.model.cis_maps = maps;
+                     c.task.name = choice("task.name", v, all_task_names());
                  },
-                 [](const RunConfig& c) { return str_list(c.model.cis_maps); }});
-    k.push_back(INT_KEY("model.cis_rank", model.cis_rank, 0, 4096,
-                        "cisformer: 0 = full per-position weights W(t); r > 0 = W(t) = W + U(t) V(t) of rank r (parameter-matched)"));
-    k.push_back(INT_KEY("model.window", model.window, 0, 8192, "mlp: tokens seen per prediction (0 = the whole context)"));
-    k.push_back(INT_KEY("model.hidden", model.hidden, 0, 65536, "mlp: hidden width (0 = 4 * dim)"));
-    k.push_back(INT_KEY("model.patch", model.patch, 2, 4, "uvit: patch side in pixels, 2 or 4"));
-    // [task]
-    k.push_back({"task.name", "task: iarc | ladder | multitask | text | fmnist (images, for model.arch = uvit)",
-                 [](RunConfig& c, const std::string& v) { c.task.name = choice("task.name", v, all_task_names()); },
                  [](const RunConfig& c) { return quote(c.task.name); }});
     k.push_back(INT_KEY("task.n", task.n, 2, 1000, "data alphabet size N"));
     k.push_back(INT_KEY("task.k", task.k, 1, 8, "ladder level K: delays 1, 2, 4, ..., 2^(K-1)"));
-    k.push_back({"task.delays", "ladder: explicit delays, e.g. [1, 3] (overrides task.k when non-empty)",
-                 [](RunConfig& c, const std::string& v) { c.task.delays = parse_int_list("task.delays", v, 1, 1024); },
+    k.push_back({"task.delays",
+                 "ladder: explicit delays, e.g. [1, 3] (overrides task.k when non-empty)",
+                 [](RunConfig& c, const std::string& v) {
+                     c.task.delays = parse_int_list("task.delays", v, 1, 1024);
+                 },
                  [](const RunConfig& c) { return int_list(c.task.delays); }});
     k.push_back({"task.tasks", "iarc: enabled tasks, a subset of \"IARC\"",
                  [](RunConfig& c, const std::string& v) { c.task.tasks = trim(v); },
                  [](const RunConfig& c) { return quote(c.task.tasks); }});
     k.push_back({"task.mu", "iarc: mean segment length (0, l_max]",
-                 [](RunConfig& c, const std::string& v) { c.task.mu = parse_float("task.mu", v, 1e-9, 1000); },
+                 [](RunConfig& c, const std::string& v) {
+                     c.task.mu = parse_float("task.mu", v, 1e-9, 1000);
+                 },
                  [](const RunConfig& c) { return fmt_float(float(c.task.mu)); }});
     k.push_back(INT_KEY("task.l_max", task.l_max, 1, 1000, "iarc: longest segment"));
-    k.push_back({"task.variant", "iarc: lookup (C is an induction lookup) | modifier (C modifies the current task)",
-                 [](RunConfig& c, const std::string& v) { c.task.variant = choice("task.variant", v, {"lookup", "modifier"}); },
+    k.push_back({"task.variant",
+                 "iarc: lookup (C is an induction lookup) | modifier (C modifies the current task)",
+                 [](RunConfig& c, const std::string& v) {
+                     c.task.variant = choice("task.variant", v, {"lookup", "modifier"});
+                 },
                  [](const RunConfig& c) { return quote(c.task.variant); }});
-    k.push_back({"task.p_c", "iarc modifier: probability that a control token after the first is C, [0, 1]",
-                 [](RunConfig& c, const std::string& v) { c.task.p_c = parse_float("task.p_c", v, 0, 1); },
-                 [](const RunConfig& c) { return fmt_float_exact(c.task.p_c); }});
-    k.push_back(INT_KEY("task.gap_min", task.gap_min, 1, 1000, "iarc modifier: smallest distance between control tokens"));
-    k.push_back(INT_KEY("task.gap_max", task.gap_max, 1, 1000, "iarc modifier: largest distance between control tokens"));
+    k.push_back(
+        {"task.p_c", "iarc modifier: probability that a control token after the first is C, [0, 1]",
+         [](RunConfig& c, const std::string& v) { c.task.p_c = parse_float("task.p_c", v, 0, 1); },
+         [](const RunConfig& c) { return fmt_float_exact(c.task.p_c); }});
+    k.push_back(INT_KEY("task.gap_min", task.gap_min, 1, 1000,
+                        "iarc modifier: smallest distance between control tokens"));
+    k.push_back(INT_KEY("task.gap_max", task.gap_max, 1, 1000,
+                        "iarc modifier: largest distance between control tokens"));
     k.push_back({"task.levels", "multitask: ladder level of each task, e.g. [2, 3, 4]",
-                 [](RunConfig& c, const std::string& v) { c.task.levels = parse_int_list("task.levels", v, 1, 8); },
+                 [](RunConfig& c, const std::string& v) {
+                     c.task.levels = parse_int_list("task.levels", v, 1, 8);
+                 },
                  [](const RunConfig& c) { return int_list(c.task.levels); }});
     k.push_back({"task.path",
                  "text: the corpus, any file of bytes (training windows from its first 90%, "
@@ -239,47 +189,79 @@ std::vector<ConfigKey> make_keys() {
                  "`make corpus`, relative to the working folder",
                  [](RunConfig& c, const std::string& v) { c.task.path = trim(v); },
                  [](const RunConfig& c) { return toml_string(c.task.path); }});
-    k.push_back({"task.images", "fmnist: folder of the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist)",
+    k.push_back({"task.images",
+                 "fmnist: folder of the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist)",
                  [](RunConfig& c, const std::string& v) { c.task.images = trim(v); },
                  [](const RunConfig& c) { return toml_string(c.task.images); }});
-    // [train]
+}
+
+void add_train_keys(std::vector<ConfigKey>& k) {
     k.push_back(INT_KEY("train.steps", train.steps, 1, 100000000, "optimizer steps"));
     k.push_back(INT_KEY("train.batch", train.batch, 1, 65536, "windows per step"));
     k.push_back(INT_KEY("train.context", train.context, 2, 8192, "window length T"));
     k.push_back(FLOAT_KEY("train.lr", train.lr, 1e-8, 10.0, "peak learning rate"));
     k.push_back({"train.seed", "seed of the model init and the training windows",
-                 [](RunConfig& c, const std::string& v) { c.train.seed = uint64_t(parse_int("train.seed", v, 0, 1L << 62)); },
+                 [](RunConfig& c, const std::string& v) {
+                     c.train.seed = uint64_t(parse_int("train.seed", v, 0, 1L << 62));
+                 },
                  [](const RunConfig& c) { return std::to_string(c.train.seed); }});
     k.push_back(INT_KEY("train.threads", train.threads, 0, 256, "threads (0 = all cores)"));
     k.push_back(INT_KEY("train.warmup", train.warmup, 0, 100000000, "linear warm-up steps"));
     k.push_back({"train.schedule", "learning-rate schedule after warm-up: cosine | constant",
-                 [](RunConfig& c, const std::string& v) { c.train.schedule = choice("train.schedule", v, {"cosine", "constant"}); },
+                 [](RunConfig& c, const std::string& v) {
+                     c.train.schedule = choice("train.schedule", v, {"cosine", "constant"});
+                 },
                  [](const RunConfig& c) { return quote(c.train.schedule); }});
-    k.push_back(FLOAT_KEY("train.min_lr_ratio", train.min_lr_ratio, 0.0, 1.0, "cosine floor as a fraction of lr"));
-    k.push_back(FLOAT_KEY("train.weight_decay", train.weight_decay, 0.0, 10.0, "decoupled weight decay (matrices only)"));
+    k.push_back(FLOAT_KEY("train.min_lr_ratio", train.min_lr_ratio, 0.0, 1.0,
+                          "cosine floor as a fraction of lr"));
+    k.push_back(FLOAT_KEY("train.weight_decay", train.weight_decay, 0.0, 10.0,
+                          "decoupled weight decay (matrices only)"));
     k.push_back(FLOAT_KEY("train.beta1", train.beta1, 0.0, 0.999999, "AdamW beta1"));
     k.push_back(FLOAT_KEY("train.beta2", train.beta2, 0.0, 0.999999, "AdamW beta2"));
-    k.push_back(FLOAT_KEY("train.clip", train.clip, 0.0, 1e6, "global gradient-norm clip (0 = off)"));
-    k.push_back(INT_KEY("train.eval_every", train.eval_every, 0, 100000000, "steps between evaluations (0 = only at the end)"));
-    k.push_back(INT_KEY("train.eval_windows", train.eval_windows, 1, 10000000, "windows in the fixed evaluation set"));
+    k.push_back(
+        FLOAT_KEY("train.clip", train.clip, 0.0, 1e6, "global gradient-norm clip (0 = off)"));
+    k.push_back(INT_KEY("train.eval_every", train.eval_every, 0, 100000000,
+                        "steps between evaluations (0 = only at the end)"));
+    k.push_back(INT_KEY("train.eval_windows", train.eval_windows, 1, 10000000,
+                        "windows in the fixed evaluation set"));
     k.push_back({"train.eval_seed", "seed of the evaluation set (shared by all runs by default)",
-                 [](RunConfig& c, const std::string& v) { c.train.eval_seed = uint64_t(parse_int("train.eval_seed", v, 0, 1L << 62)); },
+                 [](RunConfig& c, const std::string& v) {
+                     c.train.eval_seed = uint64_t(parse_int("train.eval_seed", v, 0, 1L << 62));
+                 },
                  [](const RunConfig& c) { return std::to_string(c.train.eval_seed); }});
-    k.push_back(INT_KEY("train.log_every", train.log_every, 1, 100000000, "steps between metrics rows"));
-    k.push_back(INT_KEY("train.checkpoint_every", train.checkpoint_every, 0, 100000000, "steps between checkpoints (0 = at every evaluation)"));
-    // [diffusion] (model.arch = "uvit", task.name = "fmnist")
-    k.push_back(FLOAT_KEY("diffusion.label_dropout", diffusion.label_dropout, 0.0, 1.0,
-                          "fraction of training images trained without their class (classifier-free guidance)"));
-    k.push_back(INT_KEY("diffusion.sample_steps", diffusion.sample_steps, 1, 1000, "DDIM steps of the evaluation's samples"));
-    k.push_back(FLOAT_KEY("diffusion.guidance", diffusion.guidance, 0.0, 100.0,
-                          "guidance g at evaluation: eps_u + g (eps_c - eps_u); 1 = conditional, no guidance"));
+    k.push_back(
+        INT_KEY("train.log_every", train.log_every, 1, 100000000, "steps between metrics rows"));
+    k.push_back(INT_KEY("train.checkpoint_every", train.checkpoint_every, 0, 100000000,
+                        "steps between checkpoints (0 = at every evaluation)"));
+}
+
+// [diffusion] (model.arch = "uvit", task.name = "fmnist")
+void add_diffusion_keys(std::vector<ConfigKey>& k) {
+    k.push_back(FLOAT_KEY(
+        "diffusion.label_dropout", diffusion.label_dropout, 0.0, 1.0,
+        "fraction of training images trained without their class (classifier-free guidance)"));
+    k.push_back(INT_KEY("diffusion.sample_steps", diffusion.sample_steps, 1, 1000,
+                        "DDIM steps of the evaluation's samples"));
+    k.push_back(FLOAT_KEY(
+        "diffusion.guidance", diffusion.guidance, 0.0, 100.0,
+        "guidance g at evaluation: eps_u + g (eps_c - eps_u); 1 = conditional, no guidance"));
     k.push_back(INT_KEY("diffusion.eval_samples", diffusion.eval_samples, 10, 1000000,
                         "generated images for the FID, an equal share per class"));
-    k.push_back(INT_KEY("diffusion.train_images", diffusion.train_images, 0, 60000, "training images used (0 = all)"));
+    k.push_back(INT_KEY("diffusion.train_images", diffusion.train_images, 0, 60000,
+                        "training images used (0 = all)"));
     k.push_back({"diffusion.classifier",
-                 "the FID's Fashion-MNIST feature classifier (a file; trained with a fixed seed when missing)",
+                 "the FID's Fashion-MNIST feature classifier (a file; trained with a fixed seed "
+                 "when missing)",
                  [](RunConfig& c, const std::string& v) { c.diffusion.classifier = trim(v); },
                  [](const RunConfig& c) { return toml_string(c.diffusion.classifier); }});
+}
+
+// Every key, section by section, in the order to_toml writes them.
+std::vector<ConfigKey> make_keys() {
+    std::vector<ConfigKey> k = model_keys();
+    add_task_keys(k);
+    add_train_keys(k);
+    add_diffusion_keys(k);
     return k;
 }
 
@@ -298,12 +280,49 @@ static const ConfigKey& find_key(const std::string& key) {
     for (const auto& k : config_keys())
         if (k.name.rfind(section + ".", 0) == 0) valid += (valid.empty() ? "" : ", ") + k.name;
     if (valid.empty())
-        throw Error("unknown configuration key '" + key + "': sections are model, task, train, diffusion");
-    throw Error("unknown configuration key '" + key + "'; valid keys in [" + section + "]: " + valid);
+        throw Error("unknown configuration key '" + key +
+                    "': sections are model, task, train, diffusion");
+    throw Error("unknown configuration key '" + key + "'; valid keys in [" + section +
+                "]: " + valid);
 }
 
+namespace {
+
+// Renamed keys: the old name still reads, with a warning on stderr.
+struct KeyAlias {
+    const char *old_name, *name, *why;
+};
+const KeyAlias kAliases[] = {
+    {"model.cis_maps", "model.cis_linears", "\"map\" means an attention map"},
+};
+
+const KeyAlias* alias_of(const std::string& key) {
+    for (const auto& a : kAliases)
+        if (key == a.old_name) return &a;
+    return nullptr;
+}
+
+}  // namespace
+
+std::optional<std::string> renamed_key(const std::string& key) {
+    if (const KeyAlias* a = alias_of(key)) return a->name;
+    return std::nullopt;
+}
+
+namespace {
+
+std::string current_key(const std::string& key) {
+    const KeyAlias* a = alias_of(key);
+    if (!a) return key;
+    std::fprintf(stderr, "warning: %s is now %s (%s); read as %s\n", a->old_name, a->name, a->why,
+                 a->name);
+    return a->name;
+}
+
+}  // namespace
+
 void apply_setting(RunConfig& cfg, const std::string& key, const std::string& value) {
-    find_key(key).set(cfg, value);
+    find_key(current_key(key)).set(cfg, value);
 }
 
 void apply_setting(RunConfig& cfg, const std::string& assignment) {
@@ -311,84 +330,6 @@ void apply_setting(RunConfig& cfg, const std::string& assignment) {
     if (eq == std::string::npos)
         throw Error("--set '" + assignment + "' must have the form section.key=value");
     apply_setting(cfg, trim(assignment.substr(0, eq)), assignment.substr(eq + 1));
-}
-
-static std::string node_text(const toml::node& n) {
-    if (auto s = n.as_string()) return s->get();
-    if (auto i = n.as_integer()) return std::to_string(i->get());
-    if (auto f = n.as_floating_point()) {
-        std::ostringstream os;
-        os.precision(17);
-        os << f->get();
-        return os.str();
-    }
-    if (auto b = n.as_boolean()) return b->get() ? "true" : "false";
-    if (auto a = n.as_array()) {
-        std::string s = "[";
-        for (size_t i = 0; i < a->size(); i++) s += (i ? "," : "") + node_text(*a->get(i));
-        return s + "]";
-    }
-    return "?";
-}
-
-void check_toml_type(const std::string& key, const toml::node& value) {
-    // `layers = "2"` is refused like `arch = 2`: a string is not a number.
-    static const std::map<std::string, toml::node_type> expected = [] {
-        std::map<std::string, toml::node_type> m;
-        for (const auto& k : config_keys())
-            m[k.name] = toml::parse("x = " + k.get(RunConfig{}))["x"].node()->type();
-        return m;
-    }();
-    const auto it = expected.find(key);
-    if (it == expected.end()) return;  // unknown keys are reported by apply_setting
-    const toml::node_type want = it->second, got = value.type();
-    const bool ok = got == want || (want == toml::node_type::floating_point && got == toml::node_type::integer) ||
-                    (want == toml::node_type::array && got == toml::node_type::string);
-    if (ok) return;
-    auto name = [](toml::node_type t) {
-        switch (t) {
-            case toml::node_type::string: return "a string";
-            case toml::node_type::integer: return "an integer";
-            case toml::node_type::floating_point: return "a number";
-            case toml::node_type::boolean: return "true or false";
-            case toml::node_type::array: return "a list";
-            case toml::node_type::table: return "a table";
-            default: return "a date or time";
-        }
-    };
-    throw Error(key + " must be " + name(want) + " (without quotes for numbers), not " + name(got));
-}
-
-void apply_toml(RunConfig& cfg, const std::string& text, const std::string& origin) {
-    toml::table doc;
-    try {
-        doc = toml::parse(text, origin);
-    } catch (const toml::parse_error& e) {
-        std::ostringstream os;
-        os << e;
-        throw Error("cannot parse " + origin + ": " + os.str());
-    }
-    for (auto& [section, node] : doc) {
-        const std::string sec(section.str());
-        if (sec != "model" && sec != "task" && sec != "train" && sec != "diffusion")
-            throw Error(origin + ": unknown section [" + sec + "]; valid sections: model, task, train, diffusion");
-        auto* table = node.as_table();
-        if (!table) throw Error(origin + ": '" + sec + "' must be a section [" + sec + "]");
-        for (auto& [key, value] : *table) {
-            const std::string name = sec + "." + std::string(key.str());
-            try {
-                check_toml_type(name, value);
-                apply_setting(cfg, name, node_text(value));
-            } catch (const Error& e) {
-                throw Error(origin + ": " + e.what());
-            }
-        }
-    }
-}
-
-void apply_toml_file(RunConfig& cfg, const std::string& path) {
-    const std::string text = read_regular_file(path, "config file '" + path + "'", kMaxConfigBytes);
-    apply_toml(cfg, text, "'" + path + "'");
 }
 
 std::vector<std::string> all_task_names() {
@@ -400,8 +341,9 @@ std::vector<std::string> all_task_names() {
 void resolve(RunConfig& cfg, int task_vocab) {
     ModelConfig& m = cfg.model;
     if (m.arch == Arch::uvit || cfg.task.name == "fmnist")
-        throw Error("model.arch = 'uvit' goes with task.name = 'fmnist' (a diffusion run; "
-                    "resolve_diffusion), and only there");
+        throw Error(
+            "model.arch = 'uvit' goes with task.name = 'fmnist' (a diffusion run; "
+            "resolve_diffusion), and only there");
     m.vocab = task_vocab;
     m.context = cfg.train.context;
     const bool attn = m.arch == Arch::transformer || m.arch == Arch::cisformer;
@@ -411,11 +353,13 @@ void resolve(RunConfig& cfg, int task_vocab) {
         // Attention settings mean nothing to these architectures: refuse rather than ignore.
         const RunConfig defaults;
         if (cfg.attention != defaults.attention)
-            throw Error("model.attention = '" + cfg.attention + "' makes no sense for model.arch = '" +
-                        arch_name(m.arch) + "', which has no attention; remove the key");
+            throw Error("model.attention = '" + cfg.attention +
+                        "' makes no sense for model.arch = '" + arch_name(m.arch) +
+                        "', which has no attention; remove the key");
         if (m.pos != defaults.model.pos)
             throw Error("model.pos = '" + pos_name(m.pos) + "' makes no sense for model.arch = '" +
-                        arch_name(m.arch) + "' (it sees positions through its structure); remove the key");
+                        arch_name(m.arch) +
+                        "' (it sees positions through its structure); remove the key");
         // Keys of the transformer block that these architectures do not have.
         const std::vector<std::string> block_keys{"model.heads", "model.ffn_mult", "model.ffn_act",
                                                   "model.norm", "model.norm_position"};
@@ -423,17 +367,18 @@ void resolve(RunConfig& cfg, int task_vocab) {
             if (std::find(block_keys.begin(), block_keys.end(), k.name) != block_keys.end() &&
                 k.get(cfg) != k.get(defaults))
                 throw Error(k.name + " = " + k.get(cfg) + " makes no sense for model.arch = '" +
-                            arch_name(m.arch) + "', which has no attention heads, FFN or norms; remove the key");
+                            arch_name(m.arch) +
+                            "', which has no attention heads, FFN or norms; remove the key");
         m.attention.clear();
     }
-    if (m.arch != Arch::cisformer && m.cis_maps != ModelConfig{}.cis_maps)
-        throw Error("model.cis_maps only applies to model.arch = 'cisformer'");
+    if (m.arch != Arch::cisformer && m.cis_linears != ModelConfig{}.cis_linears)
+        throw Error("model.cis_linears only applies to model.arch = 'cisformer'");
     if (m.arch == Arch::mlp && m.window > m.context)
-        throw Error("model.window = " + std::to_string(m.window) + " exceeds train.context = " +
-                    std::to_string(m.context));
+        throw Error("model.window = " + std::to_string(m.window) +
+                    " exceeds train.context = " + std::to_string(m.context));
     if (cfg.train.warmup > cfg.train.steps)
-        throw Error("train.warmup = " + std::to_string(cfg.train.warmup) + " exceeds train.steps = " +
-                    std::to_string(cfg.train.steps));
+        throw Error("train.warmup = " + std::to_string(cfg.train.warmup) +
+                    " exceeds train.steps = " + std::to_string(cfg.train.steps));
     validate(m);
 }
 
@@ -453,6 +398,19 @@ std::string describe_keys() {
     std::string out;
     for (const auto& k : config_keys())
         out += k.name + " = " + k.get(defaults) + "\n    " + k.doc + "\n";
+    return out;
+}
+
+std::string describe_model_keys_markdown() {
+    const RunConfig defaults;
+    std::string out = "| key | default | meaning |\n|---|---|---|\n";
+    for (const auto& k : config_keys()) {
+        if (k.name.rfind("model.", 0) != 0) continue;
+        std::string doc = k.doc;
+        for (size_t i = 0; (i = doc.find('|', i)) != std::string::npos; i += 2)
+            doc.replace(i, 1, "\\|");
+        out += "| `" + k.name + "` | `" + k.get(defaults) + "` | " + doc + " |\n";
+    }
     return out;
 }
 

@@ -80,6 +80,9 @@ void resolve(RunConfig& cfg, int task_vocab);
 std::string to_toml(const RunConfig& cfg);
 // `attnlab config --list`: every key, its default and meaning.
 std::string describe_keys();
+// The [model] keys as a markdown table (key, default, meaning): docs/models.md's
+// option table, which a test keeps equal to this output.
+std::string describe_model_keys_markdown();
 
 AdamWConfig adamw_config(const TrainConfig& t);
 

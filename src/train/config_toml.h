@@ -3,6 +3,7 @@
 #pragma once
 #include <toml++/toml.h>
 
+#include <optional>
 #include <string>
 
 namespace attnlab {
@@ -11,5 +12,9 @@ namespace attnlab {
 // to_toml writes for it (numbers unquoted); float keys also take integers, list keys
 // also take a string. Unknown keys pass (apply_setting reports them).
 void check_toml_type(const std::string& key, const toml::node& value);
+
+// The current name of a renamed key (model.cis_maps -> model.cis_linears), silently;
+// nullopt for any other key. apply_setting reads the old name with a warning.
+std::optional<std::string> renamed_key(const std::string& key);
 
 }  // namespace attnlab

@@ -10,7 +10,8 @@ namespace {
 // Small demos, a minute or a few.
 std::vector<Recipe> quick_recipes() {
     return {
-        {"iarc-quick", "the demo: a 2-layer transformer on the IARC task-switching stream, about a minute",
+        {"iarc-quick",
+         "the demo: a 2-layer transformer on the IARC task-switching stream, about a minute",
          R"([model]
 arch = "transformer"
 attention = "softmax"
@@ -27,7 +28,8 @@ lr = 3e-3
 warmup = 100
 eval_every = 500
 )"},
-        {"ladder-quick", "a 2-layer transformer on the complexity ladder at K = 2, N = 16, under a minute",
+        {"ladder-quick",
+         "a 2-layer transformer on the complexity ladder at K = 2, N = 16, under a minute",
          R"([model]
 arch = "transformer"
 attention = "softmax"
@@ -46,7 +48,8 @@ lr = 3e-3
 warmup = 50
 eval_every = 200
 )"},
-        {"text-small", "a 4-layer byte-level transformer on the King James Bible (task text), a few minutes",
+        {"text-small",
+         "a 4-layer byte-level transformer on the King James Bible (task text), a few minutes",
          R"([model]
 arch = "transformer"
 attention = "softmax"
@@ -73,7 +76,8 @@ eval_windows = 256
 // The IARC modifier comparison at about 1.5M parameters per architecture.
 std::vector<Recipe> paper_recipes() {
     return {
-        {"iarc-paper-transformer", "iarc (modifier): transformer, 4 layers, d 176 (1.52M parameters)",
+        {"iarc-paper-transformer",
+         "iarc (modifier): transformer, 4 layers, d 176 (1.52M parameters)",
          R"([model]
 arch = "transformer"
 attention = "softmax"
@@ -92,14 +96,15 @@ warmup = 100
 eval_every = 500
 )"},
         {"iarc-paper-cisformer",
-         "iarc (modifier): cisformer W(t) = W + U(t) V(t), rank 1 in qkv and proj, 4 layers, d 160 (1.50M parameters)",
+         "iarc (modifier): cisformer W(t) = W + U(t) V(t), rank 1 in qkv and proj, 4 layers, d 160 "
+         "(1.50M parameters)",
          R"([model]
 arch = "cisformer"
 attention = "softmax"
 layers = 4
 dim = 160
 heads = 4
-cis_maps = ["qkv", "proj"]
+cis_linears = ["qkv", "proj"]
 cis_rank = 1
 [task]
 name = "iarc"
@@ -111,7 +116,12 @@ context = 64
 lr = 1e-3
 warmup = 100
 eval_every = 500
-)"},
+)"}};
+}
+
+// The recurrent and feed-forward baselines of the same comparison.
+std::vector<Recipe> paper_baseline_recipes() {
+    return {
         {"iarc-paper-lstm", "iarc (modifier): LSTM, 2 layers, hidden 304 (1.49M parameters)",
          R"([model]
 arch = "lstm"
@@ -129,7 +139,8 @@ warmup = 100
 eval_every = 500
 )"},
         {"iarc-paper-mlp",
-         "iarc (modifier): MLP over the whole window, embeddings 16, 2 hidden layers of 800 (1.48M parameters)",
+         "iarc (modifier): MLP over the whole window, embeddings 16, 2 hidden layers of 800 (1.48M "
+         "parameters)",
          R"([model]
 arch = "mlp"
 layers = 2
@@ -153,7 +164,8 @@ eval_every = 500
 // The U-ViT on Fashion-MNIST.
 std::vector<Recipe> diffusion_recipes() {
     return {
-        {"uvit-fmnist-quick", "a small U-ViT diffusion model on Fashion-MNIST, patch 4, a minute or two",
+        {"uvit-fmnist-quick",
+         "a small U-ViT diffusion model on Fashion-MNIST, patch 4, a minute or two",
          R"([model]
 arch = "uvit"
 attention = "softmax"
@@ -275,8 +287,7 @@ batch = 64
 context = 64
 lr = 3e-3
 warmup = 100
-)"}
-    };
+)"}};
 }
 
 }  // namespace
@@ -284,7 +295,8 @@ warmup = 100
 const std::vector<Recipe>& all_recipes() {
     static const std::vector<Recipe> recipes = [] {
         std::vector<Recipe> all;
-        for (auto group : {quick_recipes, paper_recipes, diffusion_recipes, bench_recipes})
+        for (auto group : {quick_recipes, paper_recipes, paper_baseline_recipes, diffusion_recipes,
+                           bench_recipes})
             for (auto& r : group()) all.push_back(std::move(r));
         return all;
     }();
