@@ -1,6 +1,7 @@
 // Configuration parsing, run folders, bit-exact resume, divergence detection,
 // and an end-to-end check that a small transformer learns the ladder task.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -16,8 +17,10 @@
 using namespace attnlab;
 namespace fs = std::filesystem;
 
+// Per process: test suites of several checkouts may run at once on one machine.
 static std::string fresh_dir(const std::string& name) {
-    const std::string d = ::testing::TempDir() + "attnlab-" + name;
+    const std::string d =
+        ::testing::TempDir() + "attnlab-" + std::to_string(::getpid()) + "-" + name;
     fs::remove_all(d);
     return d;
 }
