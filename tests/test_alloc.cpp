@@ -10,11 +10,14 @@
 #include <new>
 
 #include "core/gemm.h"
+#include "diffusion/run.h"
 #include "model/model.h"
+#include "model/uvit.h"
 #include "tasks/task.h"
 #include "train/config.h"
 #include "train/data.h"
 #include "train/optimizer.h"
+#include "train/recipes.h"
 
 namespace {
 
@@ -117,6 +120,35 @@ long allocations_per_steps(const std::string& settings_arch, int threads, int st
     return g_news.load() - before;
 }
 
+// The same for the U-ViT's denoising step (zero_grad, forward, backward, AdamW) on a
+// fixed batch, as `attnlab bench` times it.
+long uvit_allocations_per_steps(int threads, int steps = 3) {
+    ThreadScope scope(threads);
+    RunConfig cfg;
+    apply_toml(cfg, find_recipe("uvit-fmnist-quick").toml, "uvit-fmnist-quick");
+    apply_setting(cfg, "model.dim=32");
+    apply_setting(cfg, "model.layers=3");
+    apply_setting(cfg, "train.batch=4");
+    resolve_diffusion(cfg);
+    UViT model(cfg.model, cfg.train.batch);
+    model.init_params(1);
+    Optimizer opt(adamw_config(cfg.train), model.params().size());
+    const int B = cfg.train.batch, npx = model.pixels();
+    std::vector<float> x(size_t(B) * npx, 0.25f), eps(x.size(), -0.5f);
+    std::vector<int32_t> t = {0, 10, 500, 999}, y = {0, 3, 9, 10};
+    const ImageBatch batch{x.data(), t.data(), y.data(), eps.data(), B};
+    auto step = [&] {
+        model.zero_grad();
+        model.forward(batch);
+        model.backward(batch);
+        opt.step(model.table(), model.params(), model.grads());
+    };
+    step();
+    const long before = g_news.load();
+    for (int s = 1; s <= steps; s++) step();
+    return g_news.load() - before;
+}
+
 }  // namespace
 
 TEST(Alloc, CounterSeesAllocations) {
@@ -131,4 +163,8 @@ TEST(Alloc, TrainingStepAllocatesNothing) {
         for (int threads : {1, 2})
             EXPECT_EQ(allocations_per_steps(arch, threads), 0)
                 << arch << ", " << threads << " threads";
+}
+
+TEST(Alloc, UViTTrainingStepAllocatesNothing) {
+    for (int threads : {1, 2}) EXPECT_EQ(uvit_allocations_per_steps(threads), 0) << threads << " threads";
 }
