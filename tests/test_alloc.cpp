@@ -166,5 +166,6 @@ TEST(Alloc, TrainingStepAllocatesNothing) {
 }
 
 TEST(Alloc, UViTTrainingStepAllocatesNothing) {
-    for (int threads : {1, 2}) EXPECT_EQ(uvit_allocations_per_steps(threads), 0) << threads << " threads";
+    for (int threads : {1, 2})
+        EXPECT_EQ(uvit_allocations_per_steps(threads), 0) << threads << " threads";
 }

@@ -15,7 +15,8 @@ TEST(Bench, FlopCountOfTheReferenceConfigurations) {
     ModelConfig m;  // R1: 2 layers, d 64, FFN 4x, vocab 20, batch 64 x 64
     m.layers = 2, m.dim = 64, m.heads = 4, m.vocab = 20, m.context = 64;
     const double N = 64.0 * 64, C = 64;
-    const double linear = 3 * (2 * 2 * N * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) + 2 * N * C * 20);
+    const double linear =
+        3 * (2 * 2 * N * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) + 2 * N * C * 20);
     const double attention = 3 * 2 * 4 * 64 * (64 * 65 / 2.0) * C;
     const FlopCount f = training_flops(m, 64, 64);
     EXPECT_DOUBLE_EQ(f.linear, linear);
@@ -76,7 +77,8 @@ TEST(Bench, ShortRunIsConsistent) {
     EXPECT_NEAR(r.gflops, r.flops.total() / r.step_s / 1e9, 1e-9 * r.gflops);
     // Three peak rounds; a fraction only when it is at most 1 and the rounds agree.
     ASSERT_EQ(r.peak.round_best.size(), 3u);
-    EXPECT_DOUBLE_EQ(r.peak.best, *std::max_element(r.peak.round_best.begin(), r.peak.round_best.end()));
+    EXPECT_DOUBLE_EQ(r.peak.best,
+                     *std::max_element(r.peak.round_best.begin(), r.peak.round_best.end()));
     EXPECT_GE(r.peak.calls, 15);
     if (r.peak_fraction) {
         EXPECT_NEAR(*r.peak_fraction, r.gflops / r.peak.best, 1e-12);
@@ -91,7 +93,8 @@ TEST(Bench, ShortRunIsConsistent) {
     EXPECT_LE(r.cpu_step_s, r.step_s * 1.05 + 1e-4);
     EXPECT_GT(r.peak.cpu_best, 0);
     if (r.cpu_peak_fraction)
-        EXPECT_NEAR(*r.cpu_peak_fraction, r.flops.total() / r.cpu_step_s / 1e9 / r.peak.cpu_best, 1e-9);
+        EXPECT_NEAR(*r.cpu_peak_fraction, r.flops.total() / r.cpu_step_s / 1e9 / r.peak.cpu_best,
+                    1e-9);
     ASSERT_TRUE(r.profiled);
     double families = 0;
     for (double s : r.family_s) families += s;

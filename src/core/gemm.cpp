@@ -36,7 +36,9 @@ void set_threads(int n) {
     openblas_set_num_threads(n);
 }
 
-int get_threads() { return omp_get_max_threads(); }
+int get_threads() {
+    return omp_get_max_threads();
+}
 
 const char* blas_kernels() {
     const char* core = openblas_get_corename();

@@ -45,9 +45,8 @@ void parallel_vectors(long N, F f) {
 
 void gelu_forward(float* out, const float* inp, long N) {
     const ProfileScope prof(KernelFamily::activation);
-    parallel_vectors(N, [=](long i, int lanes) {
-        store_part(out + i, gelu(load_part(inp + i, lanes)), lanes);
-    });
+    parallel_vectors(
+        N, [=](long i, int lanes) { store_part(out + i, gelu(load_part(inp + i, lanes)), lanes); });
 }
 
 void gelu_backward(float* dinp, const float* dout, const float* inp, long N, GradStore store) {

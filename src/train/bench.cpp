@@ -7,8 +7,8 @@
 #include <time.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
@@ -69,10 +69,11 @@ std::string describe(const RunConfig& c) {
     const ModelConfig& m = c.model;
     std::string s = fmt::format("{}, {} layers, dim {}", arch_name(m.arch), m.layers, m.dim);
     if (m.arch == Arch::uvit)
-        return s + fmt::format(", {} heads, FFN {}x, patch {}, {}x{} images ({} tokens), attention {}; "
-                               "{} classes",
-                               m.heads, m.ffn_mult, m.patch, m.image, m.image, m.context,
-                               attention_spec(m.attention), m.vocab);
+        return s + fmt::format(
+                       ", {} heads, FFN {}x, patch {}, {}x{} images ({} tokens), attention {}; "
+                       "{} classes",
+                       m.heads, m.ffn_mult, m.patch, m.image, m.image, m.context,
+                       attention_spec(m.attention), m.vocab);
     if (m.arch == Arch::transformer || m.arch == Arch::cisformer)
         s += fmt::format(", {} heads, FFN {}x {}, attention {}, pos {}", m.heads, m.ffn_mult,
                          activation_name(m.ffn_act), attention_spec(m.attention), pos_name(m.pos));
@@ -182,7 +183,6 @@ void judge_peak(BenchResult& r) {
         r.cpu_peak_fraction = r.flops.total() / r.cpu_step_s / 1e9 / r.peak.cpu_best;
 }
 
-
 namespace {
 
 // Warm-up, the timed pass, the profiled pass and the peak rounds around them, for any
@@ -243,7 +243,8 @@ void bench_uvit(BenchResult& r, const RunConfig& cfg, const BenchOptions& opt) {
     std::vector<float> x(size_t(B) * npx), eps(x.size());
     std::vector<int32_t> t(static_cast<size_t>(B)), y(static_cast<size_t>(B));
     Rng rng(tc.seed);
-    for (size_t i = 0; i < x.size(); i++) x[i] = float(2 * rng.uniform() - 1), eps[i] = float(rng.normal());
+    for (size_t i = 0; i < x.size(); i++)
+        x[i] = float(2 * rng.uniform() - 1), eps[i] = float(rng.normal());
     const int levels = NoiseSchedule::linear().levels;
     for (int b = 0; b < B; b++) {
         t[size_t(b)] = int32_t(rng.below(uint32_t(levels)));
@@ -340,7 +341,8 @@ std::string format_bench(const BenchResult& r) {
         "model       {:.3f} GFLOP per step (linear {:.3f}, attention {:.3f})  ->  {:.1f} GFLOP/s\n",
         r.flops.total() / 1e9, r.flops.linear / 1e9, r.flops.attention / 1e9, r.gflops);
     std::string rounds;
-    for (double g : r.peak.round_best) rounds += fmt::format("{}{:.1f}", rounds.empty() ? "" : ", ", g);
+    for (double g : r.peak.round_best)
+        rounds += fmt::format("{}{:.1f}", rounds.empty() ? "" : ", ", g);
     s += fmt::format(
         "peak        sgemm {0}^3 {1:.1f} GFLOP/s with {2} threads (best of {3} calls in {4} "
         "rounds around the passes; rounds' bests {5}; spread {6:.1f}%; OpenBLAS {7} kernels)\n",

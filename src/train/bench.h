@@ -35,7 +35,8 @@ FlopCount training_flops(const ModelConfig& cfg, int B, int T);
 // GFLOP/s of each of at least `reps` row-major sgemm n x n x n calls through gemm()
 // with the current threads (after one untimed call), and more while under 0.5 s;
 // cpu_gflops (if given) gets each call's FLOPs per CPU second of the process.
-std::vector<double> measure_sgemm_gflops(int n, int reps = 5, std::vector<double>* cpu_gflops = nullptr);
+std::vector<double> measure_sgemm_gflops(int n, int reps = 5,
+                                         std::vector<double>* cpu_gflops = nullptr);
 
 // The sgemm peak of a run: the best of several rounds of calls spread over the run,
 // and how far the rounds' bests disagree. A shared machine lowers some rounds; when
@@ -45,7 +46,7 @@ struct SgemmPeak {
     double best = 0;                 // GFLOP/s, best call of all rounds
     std::vector<double> round_best;  // best call of each round
     int calls = 0;
-    double cpu_best = 0;  // GFLOP per CPU second of the process, best call
+    double cpu_best = 0;    // GFLOP per CPU second of the process, best call
     double spread() const;  // best / (worst round's best) - 1
 };
 inline constexpr double kPeakMaxSpread = 0.10;
@@ -53,7 +54,7 @@ inline constexpr double kPeakMaxSpread = 0.10;
 struct BenchResult {
     std::string description;  // model and data shape in words
     int threads = 0, batch = 0, context = 0, vocab = 0;
-    bool images = false;      // a U-ViT: context = tokens per image, vocab = classes
+    bool images = false;  // a U-ViT: context = tokens per image, vocab = classes
     int steps = 0, warmup = 0;
     double step_s = 0;      // mean wall time of a timed step
     double step_min_s = 0;  // fastest timed step
@@ -65,10 +66,10 @@ struct BenchResult {
     // without the slices other processes took (a loaded machine); with more, it also
     // counts the threads' waiting at barriers.
     double cpu_step_s = 0;
-    FlopCount flops;           // per step
-    double gflops = 0;         // flops.total() / step_s / 1e9
-    int peak_n = 0;            // the peak's sgemm size
-    SgemmPeak peak;            // measured sgemm peak, same threads
+    FlopCount flops;    // per step
+    double gflops = 0;  // flops.total() / step_s / 1e9
+    int peak_n = 0;     // the peak's sgemm size
+    SgemmPeak peak;     // measured sgemm peak, same threads
     // gflops / peak.best when the peak is stable and the fraction at most 1; else empty,
     // and peak_note says why (the machine was too noisy for a stable figure).
     std::optional<double> peak_fraction;
