@@ -114,8 +114,8 @@ class KvDecoder final : public Decoder {
             };
             // One row of buffers; post-norm's two residual sums share res_ (res1 is
             // used up by norm1 before res2 is written).
-            block_forward(cfg_.norm_position, x, x, {in_.data(), res_.data(), n2_.data(), res_.data()},
-                          norm_i, attn, ffn);
+            block_forward(cfg_.norm_position, x, x,
+                          {in_.data(), res_.data(), n2_.data(), res_.data()}, norm_i, attn, ffn);
         }
         norm(norm_f_, in_.data(), x);
         head_.forward_at(logits_.data(), in_.data(), P_, pos);

@@ -197,8 +197,8 @@ class Transformer final : public Model {
                        const float* mean, const float* rstd, int N, GradStore store) {
         const float* P = params_.data();
         float* G = grads_.data();
-        attnlab::norm_backward(cfg_.norm, dinp, G + n.w, G + n.b, dout, inp, P + n.w, mean, rstd,
-                               N, cfg_.dim, store);
+        attnlab::norm_backward(cfg_.norm, dinp, G + n.w, G + n.b, dout, inp, P + n.w, mean, rstd, N,
+                               cfg_.dim, store);
     }
     // The FFN's activation fca = act(fch), undone inside ffn_proj's backward: d.fch.
     ActivationGrad act_grad(const LayerActs& a) const {
@@ -247,8 +247,10 @@ LossResult Transformer::forward(const Batch& batch) {
         const BlockRefs& r = refs_[size_t(l)];
         const LayerActs& a = a_.layers[size_t(l)];
         auto norm = [&](int i, float* out, const float* in) {
-            if (i == 1) norm_forward(r.norm1, out, a.mean1, a.rstd1, in, N);
-            else norm_forward(r.norm2, out, a.mean2, a.rstd2, in, N);
+            if (i == 1)
+                norm_forward(r.norm1, out, a.mean1, a.rstd1, in, N);
+            else
+                norm_forward(r.norm2, out, a.mean2, a.rstd2, in, N);
         };
         auto attn = [&](float* out, const float* in, const float* residual) {
             r.qkv.forward(a.qkv, in, P, B, T);
@@ -292,8 +294,10 @@ void Transformer::backward(const Batch& batch) {
         const BlockRefs& r = refs_[size_t(l)];
         const LayerActs& a = a_.layers[size_t(l)];
         auto norm = [&](int i, float* dinp, const float* dout, const float* in, GradStore st) {
-            if (i == 1) norm_backward(r.norm1, dinp, dout, in, a.mean1, a.rstd1, N, st);
-            else norm_backward(r.norm2, dinp, dout, in, a.mean2, a.rstd2, N, st);
+            if (i == 1)
+                norm_backward(r.norm1, dinp, dout, in, a.mean1, a.rstd1, N, st);
+            else
+                norm_backward(r.norm2, dinp, dout, in, a.mean2, a.rstd2, N, st);
         };
         auto attn = [&](float* dinp, const float* dout, const float* in, GradStore st) {
             r.proj.backward(d.att, G, dout, a.att, P, B, T, write);
@@ -309,8 +313,8 @@ void Transformer::backward(const Batch& batch) {
             r.ffn_proj.backward(d.fca, G, dout, a.fca, P, B, T, write, act_grad(a));
             r.fc.backward(dinp, G, d.fch, in, P, B, T, st);
         };
-        block_backward(cfg_.norm_position, a_.x[size_t(l)], {a.n1, a.res1, a.n2, a.res2},
-                       d.resid, d.resid2, d.n, norm, attn, ffn);
+        block_backward(cfg_.norm_position, a_.x[size_t(l)], {a.n1, a.res1, a.n2, a.res2}, d.resid,
+                       d.resid2, d.n, norm, attn, ffn);
     }
     embedding_backward(G + tok_emb_, cfg_.pos == PosEncoding::learned ? G + pos_emb_ : nullptr,
                        d.resid, batch.inputs, B, T, C, cfg_.vocab);
