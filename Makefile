@@ -51,7 +51,7 @@ test-cpp: build
 test-python: build
 	ATTNLAB_BIN=$(CURDIR)/$(BUILD)/attnlab ATTNLAB_REQUIRE_GOLDEN=1 $(PYTHON) -m pytest -q tests/python
 
-test: test-cpp test-python
+test: format-check test-cpp test-python
 
 # Speed (docs/performance.md): attnlab against PyTorch on the reference recipes
 # bench-r1 .. bench-r4, softmax and cog maps (bench-all: every map), 1 and 2

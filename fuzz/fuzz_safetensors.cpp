@@ -9,7 +9,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
-        const attnlab::SafeTensorsFile f("fuzz.safetensors", std::vector<uint8_t>(data, data + size));
+        const attnlab::SafeTensorsFile f("fuzz.safetensors",
+                                         std::vector<uint8_t>(data, data + size));
         for (const auto& e : f.tensors())
             if (e.dtype == "F32") f.f32(e.name, e.shape);  // the finiteness scan reads every value
         f.metadata_or("step", "");

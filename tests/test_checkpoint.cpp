@@ -51,14 +51,16 @@ std::vector<uint8_t> safetensors_bytes(const std::string& header, size_t data_by
 }
 
 std::string parse_error(const std::string& header, size_t data_bytes) {
-    return error_of([&] { SafeTensorsFile("x.safetensors", safetensors_bytes(header, data_bytes)); });
+    return error_of(
+        [&] { SafeTensorsFile("x.safetensors", safetensors_bytes(header, data_bytes)); });
 }
 
 RunConfig tiny_run(int steps) {
     RunConfig c;
     apply_toml(c, find_recipe("ladder-quick").toml, "recipe");
-    for (const char* s : {"train.warmup=2", "train.batch=4", "train.eval_every=0", "train.eval_windows=8",
-                          "train.log_every=2", "model.dim=16", "train.threads=1"})
+    for (const char* s :
+         {"train.warmup=2", "train.batch=4", "train.eval_every=0", "train.eval_windows=8",
+          "train.log_every=2", "model.dim=16", "train.threads=1"})
         apply_setting(c, s);
     apply_setting(c, "train.steps=" + std::to_string(steps));
     return c;
@@ -72,15 +74,20 @@ TEST(Checkpoint, SafeTensorsHeaderDefectsAreNamed) {
     EXPECT_NE(parse_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}})", 8)
                   .find("data_offsets[1] is 8.0, not a non-negative integer"),
               std::string::npos);
-    EXPECT_NE(parse_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0.5,8]}})", 8).find("tensor 'a'"),
+    EXPECT_NE(parse_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0.5,8]}})", 8)
+                  .find("tensor 'a'"),
               std::string::npos);
-    EXPECT_NE(parse_error(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8).find("dimension"),
+    EXPECT_NE(parse_error(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)
+                  .find("dimension"),
               std::string::npos);
     // A shape whose element count wraps around 2^64 must not pass for an empty tensor.
-    EXPECT_NE(parse_error(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})", 0)
-                  .find("absurd shape"),
-              std::string::npos);
-    EXPECT_NE(parse_error(R"({"__metadata__":[1],"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8)
+    EXPECT_NE(
+        parse_error(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})",
+                    0)
+            .find("absurd shape"),
+        std::string::npos);
+    EXPECT_NE(parse_error(
+                  R"({"__metadata__":[1],"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8)
                   .find("__metadata__"),
               std::string::npos);
     EXPECT_NE(parse_error(R"({"a":1})", 0).find("not a JSON object"), std::string::npos);
@@ -89,34 +96,48 @@ TEST(Checkpoint, SafeTensorsHeaderDefectsAreNamed) {
 TEST(Checkpoint, InputFilesMustBeRegularAndSmall) {
     const std::string dir = fresh_dir("files");
     RunConfig c;
-    EXPECT_NE(error_of([&] { apply_toml_file(c, "/dev/zero"); }).find("not a regular file"), std::string::npos);
+    EXPECT_NE(error_of([&] { apply_toml_file(c, "/dev/zero"); }).find("not a regular file"),
+              std::string::npos);
     EXPECT_NE(error_of([&] { apply_toml_file(c, dir); }).find("is a folder"), std::string::npos);
     const std::string fifo = dir + "/fifo";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
-    EXPECT_NE(error_of([&] { apply_toml_file(c, fifo); }).find("not a regular file"), std::string::npos);
-    EXPECT_NE(error_of([&] { SafeTensorsFile f(fifo); }).find("not a regular file"), std::string::npos);
+    EXPECT_NE(error_of([&] { apply_toml_file(c, fifo); }).find("not a regular file"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { SafeTensorsFile f(fifo); }).find("not a regular file"),
+              std::string::npos);
     const std::string big = dir + "/big.toml";
     std::ofstream(big) << std::string(kMaxConfigBytes + 1, '#');
-    EXPECT_NE(error_of([&] { apply_toml_file(c, big); }).find("the limit is 1 MiB"), std::string::npos);
-    EXPECT_NE(error_of([&] { read_regular_file(dir + "/missing", "corpus", 10); }).find("No such file"),
+    EXPECT_NE(error_of([&] { apply_toml_file(c, big); }).find("the limit is 1 MiB"),
               std::string::npos);
+    EXPECT_NE(
+        error_of([&] { read_regular_file(dir + "/missing", "corpus", 10); }).find("No such file"),
+        std::string::npos);
 }
 
 TEST(Checkpoint, TomlValuesMustHaveTheKeysType) {
     RunConfig c;
-    EXPECT_NE(error_of([&] { apply_toml(c, "[model]\nlayers = \"2\"\n", "x.toml"); })
-                  .find("model.layers must be an integer"),
+    EXPECT_NE(error_of([&] {
+                  apply_toml(c, "[model]\nlayers = \"2\"\n", "x.toml");
+              }).find("model.layers must be an integer"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { apply_toml(c, "[model]\nlayers = 2.0\n", "x.toml"); }).find("not a number"),
+    EXPECT_NE(
+        error_of([&] { apply_toml(c, "[model]\nlayers = 2.0\n", "x.toml"); }).find("not a number"),
+        std::string::npos);
+    EXPECT_NE(error_of([&] {
+                  apply_toml(c, "[train]\nlr = \"0.1\"\n", "x.toml");
+              }).find("must be a number"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { apply_toml(c, "[train]\nlr = \"0.1\"\n", "x.toml"); }).find("must be a number"),
-              std::string::npos);
-    EXPECT_NE(error_of([&] { apply_toml(c, "[model]\narch = 2\n", "x.toml"); }).find("must be a string"),
-              std::string::npos);
-    EXPECT_EQ(error_of([&] { apply_toml(c, "[train]\nlr = 1\n[model]\ncis_linears = \"all\"\n", "x.toml"); }), "");
+    EXPECT_NE(
+        error_of([&] { apply_toml(c, "[model]\narch = 2\n", "x.toml"); }).find("must be a string"),
+        std::string::npos);
+    EXPECT_EQ(error_of([&] {
+                  apply_toml(c, "[train]\nlr = 1\n[model]\ncis_linears = \"all\"\n", "x.toml");
+              }),
+              "");
     EXPECT_EQ(c.train.lr, 1.0f);
     // Every recipe is well typed.
-    for (const auto& r : all_recipes()) EXPECT_EQ(error_of([&] { apply_toml(c, r.toml, r.name); }), "") << r.name;
+    for (const auto& r : all_recipes())
+        EXPECT_EQ(error_of([&] { apply_toml(c, r.toml, r.name); }), "") << r.name;
 }
 
 TEST(Checkpoint, SecondWriterIsToldTheHoldersPid) {
@@ -125,12 +146,14 @@ TEST(Checkpoint, SecondWriterIsToldTheHoldersPid) {
         const FolderLock lock(dir, "run folder");
         EXPECT_EQ(folder_lock_holder(dir), ::getpid());
         const std::string msg = error_of([&] { FolderLock second(dir, "run folder", 0.1); });
-        EXPECT_NE(msg.find("run folder '" + dir + "' is in use by process " + std::to_string(::getpid())),
-                  std::string::npos)
+        EXPECT_NE(
+            msg.find("run folder '" + dir + "' is in use by process " + std::to_string(::getpid())),
+            std::string::npos)
             << msg;
         TrainOptions opt;
         opt.quiet = true, opt.out_dir = dir, opt.force = true;
-        EXPECT_NE(error_of([&] { train_new(tiny_run(4), opt); }).find("is in use by process"), std::string::npos);
+        EXPECT_NE(error_of([&] { train_new(tiny_run(4), opt); }).find("is in use by process"),
+                  std::string::npos);
     }
     EXPECT_EQ(folder_lock_holder(dir), std::nullopt);
     const FolderLock again(dir, "run folder");

@@ -49,7 +49,8 @@ TEST(Schedule, DdimStepWithTheTrueNoiseLandsOnTheForwardProcess) {
     Rng rng(3);
     const int n = 50;
     std::vector<float> x0(n), eps(n), x(n), expect(n);
-    for (int i = 0; i < n; i++) x0[i] = float(0.9 * (2 * rng.uniform() - 1)), eps[i] = float(rng.normal());
+    for (int i = 0; i < n; i++)
+        x0[i] = float(0.9 * (2 * rng.uniform() - 1)), eps[i] = float(rng.normal());
     s.add_noise(x.data(), x0.data(), eps.data(), 700, n);
     s.ddim_step(x.data(), eps.data(), 700, 300, n);  // x_300 = sqrt(abar) x0 + sqrt(1 - abar) eps
     s.add_noise(expect.data(), x0.data(), eps.data(), 300, n);
@@ -85,7 +86,8 @@ TEST(Fid, MatchesTheClosedFormOnGaussians) {
     // diagonal: sum (a + b - 2 sqrt(a b)) = (4+1-4) + (1+1-2) + (9+1-6) = 5, plus |dm|^2 = 4
     EXPECT_NEAR(frechet_distance(a, b), 9.0, 1e-9);
     EXPECT_NEAR(frechet_distance(a, a), 0.0, 1e-9);
-    // S2 = R diag(4, 9, 1) R^T (a rotation) against S1 = I: Tr(I + S2 - 2 S2^(1/2)) = (1+4-4) + (1+9-6) + 0 = 5
+    // S2 = R diag(4, 9, 1) R^T (a rotation) against S1 = I: Tr(I + S2 - 2 S2^(1/2)) = (1+4-4) +
+    // (1+9-6) + 0 = 5
     const double c = std::cos(0.7), s = std::sin(0.7);
     const double R[3][3] = {{c, -s, 0}, {s, c, 0}, {0, 0, 1}}, D[3] = {4, 9, 1};
     Gaussian e, f;
@@ -109,14 +111,16 @@ TEST(Fid, SampleEstimateConvergesToTheClosedForm) {
         y[i * d] = float(1 + 2 * rng.normal()), y[i * d + 1] = float(rng.normal());
     }
     // |dm|^2 = 1; Tr = (1 + 4 - 4) + 0 = 1
-    EXPECT_NEAR(frechet_distance(fit_gaussian(x.data(), n, d), fit_gaussian(y.data(), n, d)), 2.0, 0.1);
+    EXPECT_NEAR(frechet_distance(fit_gaussian(x.data(), n, d), fit_gaussian(y.data(), n, d)), 2.0,
+                0.1);
 }
 
 namespace {
 
 ModelConfig tiny_uvit(const std::string& attention = "cogformer") {
     ModelConfig c;
-    c.arch = Arch::uvit, c.vocab = 3, c.image = 4, c.patch = 2, c.dim = 8, c.heads = 2, c.layers = 3;
+    c.arch = Arch::uvit, c.vocab = 3, c.image = 4, c.patch = 2, c.dim = 8, c.heads = 2,
+    c.layers = 3;
     c.ffn_mult = 2, c.context = uvit_tokens(c);
     c.attention = resolve_attention("model.attention", attention, c.layers);
     return c;
@@ -157,7 +161,8 @@ TEST(UViT, ClassAndLevelChangeThePrediction) {
     m.forward({x.data(), t.data(), y.data(), nullptr, 3});
     const float* p = m.prediction();
     double d_class = 0, d_level = 0;
-    for (int i = 0; i < 16; i++) d_class += std::fabs(p[i] - p[16 + i]), d_level += std::fabs(p[i] - p[32 + i]);
+    for (int i = 0; i < 16; i++)
+        d_class += std::fabs(p[i] - p[16 + i]), d_level += std::fabs(p[i] - p[32 + i]);
     EXPECT_GT(d_class, 1e-3);
     EXPECT_GT(d_level, 1e-3);
     const std::vector<int32_t> bad{0, 4, 0};  // 3 classes: 3 = none, 4 is out of range
@@ -181,7 +186,8 @@ TEST(Sampler, SameSeedSameImagesWhateverTheBatch) {
 
 namespace {
 
-void write_idx_gz(const fs::path& p, uint32_t magic, std::vector<uint32_t> dims, const std::vector<uint8_t>& data) {
+void write_idx_gz(const fs::path& p, uint32_t magic, std::vector<uint32_t> dims,
+                  const std::vector<uint8_t>& data) {
     std::vector<uint8_t> bytes;
     auto be = [&](uint32_t x) {
         for (int s = 24; s >= 0; s -= 8) bytes.push_back(uint8_t(x >> s));
@@ -203,20 +209,24 @@ void write_tiny_fmnist(const fs::path& dir) {
         for (int i = 0; i < n; i++) {
             labels[size_t(i)] = uint8_t(i % 10);
             for (int p = 0; p < 64; p++)
-                px[size_t(i) * 64 + p] = uint8_t(p / 8 == i % 8 ? 200 + rng.below(50) : rng.below(40));
+                px[size_t(i) * 64 + p] =
+                    uint8_t(p / 8 == i % 8 ? 200 + rng.below(50) : rng.below(40));
         }
-        write_idx_gz(dir / (std::string(prefix) + "-images-idx3-ubyte.gz"), 0x803, {uint32_t(n), 8, 8}, px);
-        write_idx_gz(dir / (std::string(prefix) + "-labels-idx1-ubyte.gz"), 0x801, {uint32_t(n)}, labels);
+        write_idx_gz(dir / (std::string(prefix) + "-images-idx3-ubyte.gz"), 0x803,
+                     {uint32_t(n), 8, 8}, px);
+        write_idx_gz(dir / (std::string(prefix) + "-labels-idx1-ubyte.gz"), 0x801, {uint32_t(n)},
+                     labels);
     }
 }
 
 RunConfig tiny_run(const fs::path& data) {
     RunConfig c;
-    for (const char* s : {"model.arch=uvit", "model.attention=cogformer", "model.layers=3", "model.dim=8",
-                          "model.heads=2", "model.ffn_mult=2", "model.patch=4", "task.name=fmnist",
-                          "train.steps=6", "train.batch=4", "train.warmup=1", "train.eval_every=3",
-                          "train.eval_windows=8", "train.log_every=1", "train.threads=1",
-                          "diffusion.eval_samples=20", "diffusion.sample_steps=2"})
+    for (const char* s :
+         {"model.arch=uvit", "model.attention=cogformer", "model.layers=3", "model.dim=8",
+          "model.heads=2", "model.ffn_mult=2", "model.patch=4", "task.name=fmnist", "train.steps=6",
+          "train.batch=4", "train.warmup=1", "train.eval_every=3", "train.eval_windows=8",
+          "train.log_every=1", "train.threads=1", "diffusion.eval_samples=20",
+          "diffusion.sample_steps=2"})
         apply_setting(c, s);
     apply_setting(c, "task.images", data.string());
     apply_setting(c, "diffusion.classifier", (data / "classifier.safetensors").string());
@@ -231,7 +241,8 @@ std::vector<char> file_bytes(const fs::path& p) {
 }  // namespace
 
 TEST(DiffusionRun, TrainsEvaluatesAndResumesExactly) {
-    const fs::path root = fs::temp_directory_path() / ("attnlab-diffusion-" + std::to_string(::getpid()));
+    const fs::path root =
+        fs::temp_directory_path() / ("attnlab-diffusion-" + std::to_string(::getpid()));
     write_tiny_fmnist(root / "data");
     TrainOptions opt;
     opt.quiet = true;
@@ -256,13 +267,17 @@ TEST(DiffusionRun, TrainsEvaluatesAndResumesExactly) {
     LoadedDiffusionRun a = load_diffusion_run((root / "full").string(), 4);
     LoadedDiffusionRun b = load_diffusion_run((root / "split").string(), 4);
     ASSERT_EQ(a.model->params().size(), b.model->params().size());
-    for (size_t i = 0; i < a.model->params().size(); i++) ASSERT_EQ(a.model->params()[i], b.model->params()[i]) << i;
-    EXPECT_EQ(file_bytes(root / "full" / "samples.png"), file_bytes(root / "split" / "samples.png"));
+    for (size_t i = 0; i < a.model->params().size(); i++)
+        ASSERT_EQ(a.model->params()[i], b.model->params()[i]) << i;
+    EXPECT_EQ(file_bytes(root / "full" / "samples.png"),
+              file_bytes(root / "split" / "samples.png"));
     // The sweep report's section: a row per finished diffusion run, its grid embedded.
-    const DiffusionSection sec = diffusion_section(root.string(), {{"full", "seed 1"}, {"absent", "x"}});
+    const DiffusionSection sec =
+        diffusion_section(root.string(), {{"full", "seed 1"}, {"absent", "x"}});
     EXPECT_NE(sec.markdown.find("| full | seed 1 |"), std::string::npos) << sec.markdown;
     EXPECT_EQ(sec.markdown.find("absent"), std::string::npos);
-    EXPECT_NE(sec.html.find("data:image/png;base64,iVBORw0KGgo"), std::string::npos);  // the PNG signature
+    EXPECT_NE(sec.html.find("data:image/png;base64,iVBORw0KGgo"),
+              std::string::npos);  // the PNG signature
     // A token task with the uvit, or the image task with a transformer, is refused by name.
     RunConfig wrong = tiny_run(root / "data");
     apply_setting(wrong, "task.name=iarc");

@@ -39,8 +39,8 @@ std::vector<uint8_t> idx(uint32_t magic, std::vector<uint32_t> dims, std::vector
 struct TmpDir {
     fs::path path;
     TmpDir() {
-        path = fs::temp_directory_path() / ("attnlab-img-" + std::to_string(::getpid()) + "-" +
-                                            std::to_string(counter()++));
+        path = fs::temp_directory_path() /
+               ("attnlab-img-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
         fs::create_directories(path);
     }
     ~TmpDir() { fs::remove_all(path); }
@@ -85,7 +85,8 @@ TEST(Idx, ReadsGeneratedFiles) {
 TEST(Idx, ReadsUncompressedFiles) {
     TmpDir d;
     auto write = [](const fs::path& p, const std::vector<uint8_t>& b) {
-        std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), long(b.size()));
+        std::ofstream(p, std::ios::binary)
+            .write(reinterpret_cast<const char*>(b.data()), long(b.size()));
     };
     write(d.path / "img", idx(0x803, {3, 2, 4}, image_bytes()));
     write(d.path / "lab", idx(0x801, {3}, {1, 1, 1}));
@@ -135,17 +136,18 @@ TEST(Png, GridRoundTrips) {
     const auto grid = tile_grid(px.data(), 3, 2, 4, 2, 1, 255, w, h);
     EXPECT_EQ(w, 2 * 5 + 1);
     EXPECT_EQ(h, 2 * 3 + 1);
-    EXPECT_EQ(grid[size_t(1) * w + 1], 0);        // image 0, pixel (0, 0)
-    EXPECT_EQ(grid[size_t(1) * w + 6], 10);       // image 1 starts at x = 6
-    EXPECT_EQ(grid[size_t(4) * w + 4], 23);       // image 2, pixel (0, 3), second grid row (y = 4)
-    EXPECT_EQ(grid[size_t(4) * w + 7], 255);      // the empty cell stays background
+    EXPECT_EQ(grid[size_t(1) * w + 1], 0);    // image 0, pixel (0, 0)
+    EXPECT_EQ(grid[size_t(1) * w + 6], 10);   // image 1 starts at x = 6
+    EXPECT_EQ(grid[size_t(4) * w + 4], 23);   // image 2, pixel (0, 3), second grid row (y = 4)
+    EXPECT_EQ(grid[size_t(4) * w + 7], 255);  // the empty cell stays background
     write_png_grey((d.path / "g.png").string(), grid.data(), w, h);
     int rw = 0, rh = 0;
     EXPECT_EQ(read_png_grey((d.path / "g.png").string(), rw, rh), grid);
     EXPECT_EQ(rw, w);
     EXPECT_EQ(rh, h);
     EXPECT_FALSE(fs::exists(d.path / "g.png.tmp"));
-    EXPECT_NE(error_of([&] { write_png_grey("/nonexistent-dir/x.png", grid.data(), w, h); })
-                  .find("/nonexistent-dir/x.png"),
+    EXPECT_NE(error_of([&] {
+                  write_png_grey("/nonexistent-dir/x.png", grid.data(), w, h);
+              }).find("/nonexistent-dir/x.png"),
               std::string::npos);
 }

@@ -196,9 +196,9 @@ TEST(IarcModifier, SampledWindowsObeyEveryRule) {
             long counted = 0;
             for (uint64_t i = 0; i < 150; i++) {
                 const Window w = sample_window(*task, 21, i, T);
-                counted += check_window(*task, c.n, w, c.gap_min, c.gap_max,
-                                        c.tasks + " T=" + std::to_string(T) + " window " +
-                                            std::to_string(i));
+                counted += check_window(
+                    *task, c.n, w, c.gap_min, c.gap_max,
+                    c.tasks + " T=" + std::to_string(T) + " window " + std::to_string(i));
                 if (::testing::Test::HasFailure()) return;
             }
             if (T >= 64) {
@@ -304,7 +304,8 @@ std::string error_of(const TaskConfig& cfg) {
 TEST(IarcModifier, ValidationErrorsNameTheKeyTheValueAndWhatIsValid) {
     TaskConfig c = modifier_config();
     c.variant = "lookups";
-    EXPECT_EQ(error_of(c), "task.variant = \"lookups\" is unknown: valid variants are lookup, modifier");
+    EXPECT_EQ(error_of(c),
+              "task.variant = \"lookups\" is unknown: valid variants are lookup, modifier");
     c = modifier_config(16, "C");
     EXPECT_NE(error_of(c).find("at least one of I, A, R"), std::string::npos) << error_of(c);
     c = modifier_config(16, "IAX");
@@ -317,7 +318,8 @@ TEST(IarcModifier, ValidationErrorsNameTheKeyTheValueAndWhatIsValid) {
     c = modifier_config(16, "IARC", 0.25, 0, 9);
     EXPECT_EQ(error_of(c), "task.gap_min = 0 is out of range: must be 1..1000");
     c = modifier_config(16, "IARC", 0.25, 5, 4);
-    EXPECT_EQ(error_of(c), "task.gap_max = 4 is out of range: must be task.gap_min..1000 = 5..1000");
+    EXPECT_EQ(error_of(c),
+              "task.gap_max = 4 is out of range: must be task.gap_min..1000 = 5..1000");
     c = modifier_config(1);
     EXPECT_EQ(error_of(c), "task.n = 1 is out of range: must be 2..1000");
     // Options of the other variant are not read, so not checked.

@@ -74,8 +74,9 @@ TEST(Config, RenamedKeyReadsWithAWarning) {
     const std::string err = testing::internal::GetCapturedStderr();
     EXPECT_EQ(c.model.cis_linears, (std::vector<std::string>{"qkv", "fc"}));
     EXPECT_NE(err.find("model.cis_maps is now model.cis_linears"), std::string::npos) << err;
-    EXPECT_NE(error_of([&] { apply_toml(c, "[model]\ncis_maps = 3\n", "old.toml"); })
-                  .find("must be a list"),
+    EXPECT_NE(error_of([&] {
+                  apply_toml(c, "[model]\ncis_maps = 3\n", "old.toml");
+              }).find("must be a list"),
               std::string::npos);
     EXPECT_EQ(to_toml(c).find("cis_maps"), std::string::npos);
 }

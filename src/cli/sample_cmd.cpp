@@ -26,11 +26,13 @@ struct SampleArgs {
 };
 
 void run_sample(const SampleArgs& a) {
-    if (a.n < 1 || a.n > 10000) throw Error("--n " + std::to_string(a.n) + " is out of range: 1..10000");
+    if (a.n < 1 || a.n > 10000)
+        throw Error("--n " + std::to_string(a.n) + " is out of range: 1..10000");
     LoadedDiffusionRun run = load_diffusion_run(a.run, 128);
     const int K = run.model->config().vocab, S = run.model->config().image;
     if (a.cls < -1 || a.cls >= K)
-        throw Error("--class " + std::to_string(a.cls) + " is not a class 0.." + std::to_string(K - 1) + " (" +
+        throw Error("--class " + std::to_string(a.cls) + " is not a class 0.." +
+                    std::to_string(K - 1) + " (" +
                     fmt::format("{}", fmt::join(fashion_mnist_classes(), ", ")) + ")");
     std::vector<int32_t> classes(size_t(a.n));
     for (int i = 0; i < a.n; i++) classes[size_t(i)] = a.cls >= 0 ? a.cls : i % K;
@@ -39,27 +41,31 @@ void run_sample(const SampleArgs& a) {
     so.guidance = a.guidance >= 0 ? a.guidance : run.cfg.diffusion.guidance;
     const auto t0 = std::chrono::steady_clock::now();
     const auto images = to_bytes(sample_images(*run.model, NoiseSchedule::linear(), classes, so));
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // Without --class, column j holds class j; with it, a square-ish grid.
     const int columns = a.cls >= 0 ? int(std::ceil(std::sqrt(double(a.n)))) : std::min(a.n, K);
     int w = 0, h = 0;
     const auto grid = tile_grid(images.data(), a.n, S, S, columns, 2, 0, w, h);
     write_png_grey(a.out, grid.data(), w, h);
-    fmt::print("wrote {} ({} images, {} DDIM steps, guidance {}, seed {}) in {:.1f} s\n", a.out, a.n, so.steps,
-               so.guidance, so.seed, secs);
+    fmt::print("wrote {} ({} images, {} DDIM steps, guidance {}, seed {}) in {:.1f} s\n", a.out,
+               a.n, so.steps, so.guidance, so.seed, secs);
 }
 
 }  // namespace
 
 void add_sample_commands(CLI::App& app) {
     auto a = std::make_shared<SampleArgs>();
-    auto* s = app.add_subcommand("sample", "generate images with a diffusion (uvit) run and write a PNG grid");
+    auto* s = app.add_subcommand(
+        "sample", "generate images with a diffusion (uvit) run and write a PNG grid");
     s->add_option("--run", a->run, "run folder of a model.arch = uvit run")->required();
     s->add_option("--n", a->n, "number of images (default 64)");
-    s->add_option("--class", a->cls, "class 0..9 of every image (default: image i gets class i % 10)");
+    s->add_option("--class", a->cls,
+                  "class 0..9 of every image (default: image i gets class i % 10)");
     s->add_option("--steps", a->steps, "DDIM steps, 1..1000 (default 50)");
-    s->add_option("--guidance", a->guidance,
-                  "classifier-free guidance g, eps_u + g (eps_c - eps_u); 1 = none (default: the run's)");
+    s->add_option(
+        "--guidance", a->guidance,
+        "classifier-free guidance g, eps_u + g (eps_c - eps_u); 1 = none (default: the run's)");
     s->add_option("--seed", a->seed, "seed of the starting noise (default 1)");
     s->add_option("--out", a->out, "PNG file to write")->required();
     s->callback([a] { run_sample(*a); });
@@ -67,17 +73,19 @@ void add_sample_commands(CLI::App& app) {
     // The FID's feature network: trains it when its file is missing, states its accuracy.
     auto c = std::make_shared<std::pair<std::string, std::string>>(DiffusionConfig{}.classifier,
                                                                    TaskConfig{}.images);
-    auto* fc = app.add_subcommand("fid-classifier",
-                                  "train (once) or show the Fashion-MNIST classifier behind the FID");
+    auto* fc = app.add_subcommand(
+        "fid-classifier", "train (once) or show the Fashion-MNIST classifier behind the FID");
     fc->add_option("--path", c->first, "its file (default: the diffusion.classifier default)");
     fc->add_option("--images", c->second, "folder of the Fashion-MNIST IDX files");
     fc->callback([c] {
         const ImageSet probe = load_fashion_mnist(c->second, Split::test);
         FeatureNet net(probe.pixels_per_image(), 10, 256);
         const ClassifierInfo info = load_or_train_classifier(net, c->first, c->second, false);
-        fmt::print("{}: MLP {} -> {} -> {} -> 10 (features: the {} after GELU), {} epochs, seed {}; "
-                   "test accuracy {:.2f}%\n", c->first, net.pixels(), FeatureNet::kHidden1,
-                   FeatureNet::kHidden2, FeatureNet::kHidden2, info.epochs, info.seed, 100 * info.test_accuracy);
+        fmt::print(
+            "{}: MLP {} -> {} -> {} -> 10 (features: the {} after GELU), {} epochs, seed {}; "
+            "test accuracy {:.2f}%\n",
+            c->first, net.pixels(), FeatureNet::kHidden1, FeatureNet::kHidden2,
+            FeatureNet::kHidden2, info.epochs, info.seed, 100 * info.test_accuracy);
     });
 }
 

@@ -42,7 +42,9 @@ size_t ParamTable::count() const {
     return n;
 }
 
-Buffer::~Buffer() { std::free(data_); }
+Buffer::~Buffer() {
+    std::free(data_);
+}
 
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
     std::free(data_);

@@ -23,24 +23,24 @@ struct ParamInfo {
 };
 
 class ParamTable {
-public:
+  public:
     // Adds a tensor and returns its offset; offsets are 16-float aligned so every
     // tensor starts on a 64-byte boundary.
     size_t add(const std::string& name, std::vector<int64_t> shape, Init init);
     const std::vector<ParamInfo>& entries() const { return entries_; }
     const ParamInfo& at(const std::string& name) const;
     const ParamInfo* find(const std::string& name) const;
-    size_t total() const { return total_; }   // arena length in floats (with padding)
-    size_t count() const;                     // number of parameters (without padding)
+    size_t total() const { return total_; }  // arena length in floats (with padding)
+    size_t count() const;                    // number of parameters (without padding)
 
-private:
+  private:
     std::vector<ParamInfo> entries_;
     size_t total_ = 0;
 };
 
 // A float buffer aligned to 64 bytes, zero-initialised. Allocated once.
 class Buffer {
-public:
+  public:
     Buffer() = default;
     explicit Buffer(size_t n) { resize(n); }
     ~Buffer();
@@ -56,7 +56,7 @@ public:
     float& operator[](size_t i) { return data_[i]; }
     float operator[](size_t i) const { return data_[i]; }
 
-private:
+  private:
     float* data_ = nullptr;
     size_t size_ = 0;
 };

@@ -9,7 +9,7 @@
 namespace attnlab {
 
 class Comm {
-public:
+  public:
     // The world: on first use, initialises MPI when launched by mpirun/srun.
     static Comm& world();
     // Whether this process was started by an MPI launcher (without initialising anything).
@@ -32,7 +32,7 @@ public:
     // others (an error on one rank must not leave them waiting in a collective).
     [[noreturn]] void abort(int code) const;
 
-private:
+  private:
     Comm();
     int rank_ = 0, size_ = 1, local_size_ = 1;
     bool mpi_ = false;

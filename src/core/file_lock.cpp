@@ -72,7 +72,8 @@ FolderLock::FolderLock(const std::string& dir, const std::string& what, double w
     }
     // Name the holder for the next one who tries.
     const std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != ssize_t(pid.size())) {
+    if (::ftruncate(fd_, 0) != 0 ||
+        ::pwrite(fd_, pid.data(), pid.size(), 0) != ssize_t(pid.size())) {
         // The lock holds without the pid; messages then say "another process".
     }
 }
@@ -85,7 +86,8 @@ std::optional<pid_t> folder_lock_holder(const std::string& dir) {
     const int fd = ::open(lock_path(dir).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
     std::optional<pid_t> holder;
-    if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) holder = read_pid(fd).value_or(0);
+    if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        holder = read_pid(fd).value_or(0);
     ::close(fd);
     return holder;
 }

@@ -2,9 +2,10 @@
 // holder's pid. The kernel drops the lock when the holder exits or is killed,
 // so a stale lock cannot outlive its process.
 #pragma once
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
-#include <sys/types.h>
 
 namespace attnlab {
 
@@ -13,7 +14,7 @@ namespace attnlab {
 enum class LockMode { exclusive, shared };
 
 class FolderLock {
-public:
+  public:
     // Takes the lock on `dir` (which must exist), waiting up to wait_s seconds for a
     // holder to let go. Throws Error naming `what` ("run folder", "sweep folder"), the
     // folder and the holder's pid when another process holds it.
@@ -25,7 +26,7 @@ public:
 
     static constexpr const char* kFileName = ".lock";
 
-private:
+  private:
     int fd_ = -1;
 };
 

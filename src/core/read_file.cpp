@@ -21,7 +21,8 @@ std::string mib(size_t bytes) {
 void check_stat(const struct stat& st, const std::string& what) {
     if (S_ISDIR(st.st_mode)) throw Error(what + " is a folder, not a file");
     if (!S_ISREG(st.st_mode))
-        throw Error(what + " is not a regular file (a pipe, device or socket cannot be read as one)");
+        throw Error(what +
+                    " is not a regular file (a pipe, device or socket cannot be read as one)");
 }
 
 }  // namespace
@@ -51,8 +52,9 @@ std::string read_regular_file(const std::string& path, const std::string& what, 
     }
     if (size_t(st.st_size) > max_bytes) {
         ::close(fd);
-        throw Error(what + " is " + std::to_string(st.st_size) + " bytes; the limit is " +
-                    (max_bytes >= 1024 * 1024 ? mib(max_bytes) : std::to_string(max_bytes) + " bytes"));
+        throw Error(
+            what + " is " + std::to_string(st.st_size) + " bytes; the limit is " +
+            (max_bytes >= 1024 * 1024 ? mib(max_bytes) : std::to_string(max_bytes) + " bytes"));
     }
     std::string out(size_t(st.st_size), '\0');
     size_t got = 0;

@@ -8,7 +8,7 @@
 namespace attnlab {
 
 class Rng {
-public:
+  public:
     explicit Rng(uint64_t seed = 0) { reseed(seed); }
 
     void reseed(uint64_t seed) {
@@ -73,7 +73,7 @@ public:
         for (int i = 0; i < 4; i++) s_[i] = s[i];
     }
 
-private:
+  private:
     static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
     uint64_t s_[4];
 };

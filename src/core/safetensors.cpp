@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -56,7 +56,8 @@ void SafeTensorsWriter::write(const std::string& path) const {
     nlohmann::ordered_json header;
     if (!metadata_.empty()) header["__metadata__"] = metadata_;
     for (const auto& e : entries_)
-        header[e.name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
+        header[e.name] = {
+            {"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
     std::string text = header.dump();
     while ((text.size() + 8) % 8 != 0) text += ' ';
     std::vector<uint8_t> out(8 + text.size() + data_.size());
@@ -170,7 +171,8 @@ void SafeTensorsFile::parse() {
         throw bad("data section has " + std::to_string(data_size - pos) + " trailing bytes");
 }
 
-std::string SafeTensorsFile::metadata_or(const std::string& key, const std::string& fallback) const {
+std::string SafeTensorsFile::metadata_or(const std::string& key,
+                                         const std::string& fallback) const {
     auto it = metadata_.find(key);
     return it == metadata_.end() ? fallback : it->second;
 }
@@ -181,11 +183,13 @@ const TensorEntry* SafeTensorsFile::find(const std::string& name) const {
     return nullptr;
 }
 
-const float* SafeTensorsFile::f32(const std::string& name, const std::vector<int64_t>& shape) const {
+const float* SafeTensorsFile::f32(const std::string& name,
+                                  const std::vector<int64_t>& shape) const {
     const TensorEntry* e = find(name);
     if (!e) throw Error("'" + path_ + "' has no tensor '" + name + "'");
     if (e->dtype != "F32")
-        throw Error("'" + path_ + "': tensor '" + name + "' has dtype " + e->dtype + ", expected F32");
+        throw Error("'" + path_ + "': tensor '" + name + "' has dtype " + e->dtype +
+                    ", expected F32");
     if (e->shape != shape)
         throw Error("'" + path_ + "': tensor '" + name + "' has shape " + shape_str(e->shape) +
                     ", the model expects " + shape_str(shape));
@@ -193,9 +197,10 @@ const float* SafeTensorsFile::f32(const std::string& name, const std::vector<int
     const size_t n = (e->end - e->begin) / sizeof(float);
     for (size_t i = 0; i < n; i++)
         if (!std::isfinite(p[i]))
-            throw Error(fmt::format("'{}': tensor '{}' holds a non-finite value ({}) at element {}; "
-                                    "the checkpoint is corrupt or the run diverged before it was saved",
-                                    path_, name, p[i], i));
+            throw Error(
+                fmt::format("'{}': tensor '{}' holds a non-finite value ({}) at element {}; "
+                            "the checkpoint is corrupt or the run diverged before it was saved",
+                            path_, name, p[i], i));
     return p;
 }
 

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/atomic_file.h"  // write_file_atomic, write_text_atomic
 #include "core/error.h"
@@ -22,7 +22,7 @@ struct TensorEntry {
 };
 
 class SafeTensorsWriter {
-public:
+  public:
     void add(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
              const void* data, size_t nbytes);
     void add_f32(const std::string& name, std::vector<int64_t> shape, const float* data);
@@ -30,14 +30,14 @@ public:
     // Writes to `path` atomically; throws Error naming the path on failure.
     void write(const std::string& path) const;
 
-private:
+  private:
     std::vector<TensorEntry> entries_;
     std::vector<uint8_t> data_;
     std::map<std::string, std::string> metadata_;
 };
 
 class SafeTensorsFile {
-public:
+  public:
     // Reads and validates the whole file; throws Error naming the file and the defect.
     explicit SafeTensorsFile(const std::string& path);
     // Parses bytes already in memory; `name` stands for the file in errors.
@@ -52,7 +52,7 @@ public:
     const void* raw(const TensorEntry& e) const { return data_.data() + data_start_ + e.begin; }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     void parse();
     static TensorEntry parse_entry(const std::string& name, const nlohmann::json& v,
                                    const std::function<Error(const std::string&)>& bad);

@@ -15,8 +15,7 @@ constexpr uint32_t kLabelMagic = 0x00000801, kImageMagic = 0x00000803;
 
 // The whole (decompressed) content of a file.
 std::vector<uint8_t> read_gz(const std::string& path) {
-    if (!std::filesystem::exists(path))
-        throw Error("'" + path + "' does not exist");
+    if (!std::filesystem::exists(path)) throw Error("'" + path + "' does not exist");
     gzFile f = gzopen(path.c_str(), "rb");
     if (!f) throw Error("cannot open '" + path + "'");
     std::vector<uint8_t> out;
@@ -61,8 +60,8 @@ std::vector<uint32_t> idx_header(const std::vector<uint8_t>& d, const std::strin
 }  // namespace
 
 const std::vector<std::string>& fashion_mnist_classes() {
-    static const std::vector<std::string> names{"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                "Coat",        "Sandal",  "Shirt",    "Sneaker",
+    static const std::vector<std::string> names{"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                 "Bag",         "Ankle boot"};
     return names;
 }
@@ -95,7 +94,8 @@ std::string split_file(const std::string& dir, Split split, const char* what) {
     const std::string p = dir + "/" + (split == Split::train ? "train" : "t10k") + "-" + what +
                           "-idx" + (std::string(what) == "images" ? "3" : "1") + "-ubyte.gz";
     if (!std::filesystem::exists(p))
-        throw Error("Fashion-MNIST file '" + p + "' is missing: install the Debian package "
+        throw Error("Fashion-MNIST file '" + p +
+                    "' is missing: install the Debian package "
                     "dataset-fashion-mnist (`make deps` as root), or point task.images at a "
                     "folder holding the four IDX files");
     return p;
@@ -107,7 +107,8 @@ ImageSet load_fashion_mnist(const std::string& dir, Split split) {
     const std::string images = split_file(dir, split, "images");
     ImageSet s = read_idx_pair(images, split_file(dir, split, "labels"), 10);
     if (s.rows != s.cols)
-        throw Error("'" + images + "' holds " + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+        throw Error("'" + images + "' holds " + std::to_string(s.rows) + "x" +
+                    std::to_string(s.cols) +
                     " images; square images are expected (Fashion-MNIST's are 28x28)");
     return s;
 }

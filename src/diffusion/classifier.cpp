@@ -38,7 +38,8 @@ FeatureNet::FeatureNet(int pixels, int classes, int max_batch)
 }
 
 double FeatureNet::forward(const float* x, int B, const int32_t* labels) {
-    if (B < 1 || B > max_batch_) throw Error("classifier batch of " + std::to_string(B) + " images");
+    if (B < 1 || B > max_batch_)
+        throw Error("classifier batch of " + std::to_string(B) + " images");
     const float* P = params_.data();
     linear_forward(h1_.data(), x, P + w1_, P + b1_, B, pixels_, kHidden1);
     gelu_forward(h1a_.data(), h1_.data(), long(B) * kHidden1);
@@ -55,10 +56,13 @@ void FeatureNet::backward(const float* x, int B, const int32_t* labels) {
     const float* P = params_.data();
     float* G = grads_.data();
     const GradStore w = GradStore::overwrite;
-    cross_entropy_backward(dlogits_.data(), probs_.data(), labels, counted_.data(), B, B, classes_, w);
-    linear_backward(d2_.data(), G + w3_, G + b3_, dlogits_.data(), h2a_.data(), P + w3_, B, kHidden2, classes_, w);
+    cross_entropy_backward(dlogits_.data(), probs_.data(), labels, counted_.data(), B, B, classes_,
+                           w);
+    linear_backward(d2_.data(), G + w3_, G + b3_, dlogits_.data(), h2a_.data(), P + w3_, B,
+                    kHidden2, classes_, w);
     gelu_backward(d2_.data(), d2_.data(), h2_.data(), long(B) * kHidden2, w);
-    linear_backward(d1_.data(), G + w2_, G + b2_, d2_.data(), h1a_.data(), P + w2_, B, kHidden1, kHidden2, w);
+    linear_backward(d1_.data(), G + w2_, G + b2_, d2_.data(), h1a_.data(), P + w2_, B, kHidden1,
+                    kHidden2, w);
     gelu_backward(d1_.data(), d1_.data(), h1_.data(), long(B) * kHidden1, w);
     linear_backward(nullptr, G + w1_, G + b1_, d1_.data(), x, P + w1_, B, pixels_, kHidden1, w);
 }
@@ -87,7 +91,8 @@ void classify(FeatureNet& net, const float* images, int n, std::vector<float>& f
 
 ClassifierInfo train_classifier(FeatureNet& net, const ImageSet& train, const ImageSet& test,
                                 int epochs, uint64_t seed, bool quiet) {
-    const int B = std::min(net.max_batch(), train.n), npx = net.pixels(), steps_per_epoch = train.n / B;
+    const int B = std::min(net.max_batch(), train.n), npx = net.pixels(),
+              steps_per_epoch = train.n / B;
     const std::vector<float> xs = images_to_unit(train);
     AdamWConfig cfg;
     cfg.lr = 2e-3f, cfg.weight_decay = 0.05f, cfg.warmup = 100, cfg.clip = 1.0f;
@@ -100,7 +105,8 @@ ClassifierInfo train_classifier(FeatureNet& net, const ImageSet& train, const Im
     Rng rng(seed + 1);
     for (int e = 0; e < epochs; e++) {
         for (int i = 0; i < train.n; i++) order[size_t(i)] = i;
-        for (int i = train.n - 1; i > 0; i--) std::swap(order[size_t(i)], order[rng.below(uint32_t(i + 1))]);
+        for (int i = train.n - 1; i > 0; i--)
+            std::swap(order[size_t(i)], order[rng.below(uint32_t(i + 1))]);
         double loss = 0;
         for (int s = 0; s < steps_per_epoch; s++) {
             for (int i = 0; i < B; i++) {
@@ -113,7 +119,9 @@ ClassifierInfo train_classifier(FeatureNet& net, const ImageSet& train, const Im
             net.backward(x.data(), B, y.data());
             opt.step(net.table(), net.params(), net.grads());
         }
-        if (!quiet) fmt::print(stderr, "classifier epoch {}/{}: loss {:.4f}\n", e + 1, epochs, loss / steps_per_epoch);
+        if (!quiet)
+            fmt::print(stderr, "classifier epoch {}/{}: loss {:.4f}\n", e + 1, epochs,
+                       loss / steps_per_epoch);
     }
     std::vector<float> feats;
     std::vector<int32_t> pred;
@@ -134,7 +142,8 @@ ClassifierInfo load_or_train_classifier(FeatureNet& net, const std::string& path
     if (std::filesystem::exists(path)) {
         SafeTensorsFile f(path);
         if (f.metadata_or("kind", "") != "fmnist-classifier")
-            throw Error("'" + path + "' is not an attnlab Fashion-MNIST classifier (metadata kind '" +
+            throw Error("'" + path +
+                        "' is not an attnlab Fashion-MNIST classifier (metadata kind '" +
                         f.metadata_or("kind", "") + "'); remove it to have it retrained");
         for (const auto& p : net.table().entries()) {
             const float* src = f.f32(p.name, p.shape);
@@ -148,7 +157,8 @@ ClassifierInfo load_or_train_classifier(FeatureNet& net, const std::string& path
         fmt::print(stderr, "training the FID feature classifier (once; cached at '{}')\n", path);
     const ImageSet train = load_fashion_mnist(images_dir, Split::train);
     const ImageSet test = load_fashion_mnist(images_dir, Split::test);
-    const ClassifierInfo info = train_classifier(net, train, test, kClassifierEpochs, kClassifierSeed, quiet);
+    const ClassifierInfo info =
+        train_classifier(net, train, test, kClassifierEpochs, kClassifierSeed, quiet);
     if (!quiet) fmt::print(stderr, "classifier test accuracy {:.2f}%\n", 100 * info.test_accuracy);
     SafeTensorsWriter w;
     w.set_metadata("format", "attnlab-1");
@@ -156,7 +166,8 @@ ClassifierInfo load_or_train_classifier(FeatureNet& net, const std::string& path
     w.set_metadata("test_accuracy", fmt::format("{:.6f}", info.test_accuracy));
     w.set_metadata("epochs", std::to_string(info.epochs));
     w.set_metadata("seed", std::to_string(info.seed));
-    for (const auto& p : net.table().entries()) w.add_f32(p.name, p.shape, net.params().data() + p.offset);
+    for (const auto& p : net.table().entries())
+        w.add_f32(p.name, p.shape, net.params().data() + p.offset);
     const auto parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
     w.write(path);

@@ -14,7 +14,7 @@
 namespace attnlab {
 
 class FeatureNet {
-public:
+  public:
     static constexpr int kHidden1 = 256, kHidden2 = 128;  // kHidden2 = the feature dimension
 
     FeatureNet(int pixels, int classes, int max_batch);
@@ -33,7 +33,7 @@ public:
     const float* features() const { return h2a_.data(); }
     const float* logits() const { return logits_.data(); }
 
-private:
+  private:
     int pixels_, classes_, max_batch_;
     ParamTable table_;
     Buffer params_, grads_;

@@ -29,16 +29,17 @@ void resolve_diffusion(RunConfig& cfg) {
     m.vocab = int(fashion_mnist_classes().size());
     m.image = fashion_mnist_image_side(cfg.task.images);
     if (m.image % m.patch != 0)
-        throw Error("model.patch = " + std::to_string(m.patch) + " does not divide the image side " +
-                    std::to_string(m.image));
+        throw Error("model.patch = " + std::to_string(m.patch) +
+                    " does not divide the image side " + std::to_string(m.image));
     m.context = uvit_tokens(m);
     m.attention = resolve_attention("model.attention", cfg.attention, m.layers);
     if (cfg.train.warmup > cfg.train.steps)
-        throw Error("train.warmup = " + std::to_string(cfg.train.warmup) + " exceeds train.steps = " +
-                    std::to_string(cfg.train.steps));
+        throw Error("train.warmup = " + std::to_string(cfg.train.warmup) +
+                    " exceeds train.steps = " + std::to_string(cfg.train.steps));
     if (cfg.diffusion.guidance != 1.0f && cfg.train.batch < 2)
-        throw Error("diffusion.guidance != 1 samples with and without the class in one batch: "
-                    "train.batch must be >= 2");
+        throw Error(
+            "diffusion.guidance != 1 samples with and without the class in one batch: "
+            "train.batch must be >= 2");
     validate(m);
 }
 
@@ -56,13 +57,15 @@ LoadedDiffusionRun load_diffusion_run(const std::string& dir, int max_batch) {
     return r;
 }
 
-SampleEval evaluate_samples(UViT& model, const RunConfig& cfg, const std::string& grid_path, bool quiet) {
+SampleEval evaluate_samples(UViT& model, const RunConfig& cfg, const std::string& grid_path,
+                            bool quiet) {
     const DiffusionConfig& d = cfg.diffusion;
     const int K = model.config().vocab, n = d.eval_samples, npx = model.pixels();
     SampleEval e;
     e.samples = n;
     FeatureNet net(npx, K, 256);
-    e.classifier_accuracy = load_or_train_classifier(net, d.classifier, cfg.task.images, quiet).test_accuracy;
+    e.classifier_accuracy =
+        load_or_train_classifier(net, d.classifier, cfg.task.images, quiet).test_accuracy;
     std::vector<int32_t> classes(static_cast<size_t>(n));
     for (int i = 0; i < n; i++) classes[size_t(i)] = i % K;
     SampleOptions so;
@@ -86,7 +89,8 @@ SampleEval evaluate_samples(UViT& model, const RunConfig& cfg, const std::string
     }
     long all_right = 0;
     for (int k = 0; k < K; k++) {
-        e.class_accuracy.push_back(total[size_t(k)] ? double(right[size_t(k)]) / total[size_t(k)] : 0.0);
+        e.class_accuracy.push_back(total[size_t(k)] ? double(right[size_t(k)]) / total[size_t(k)]
+                                                    : 0.0);
         all_right += right[size_t(k)];
     }
     e.sample_accuracy = double(all_right) / n;
@@ -106,10 +110,13 @@ SampleEval evaluate_samples(UViT& model, const RunConfig& cfg, const std::string
 }
 
 std::string format_sample_eval(const SampleEval& e) {
-    std::string s = fmt::format("FID (attnlab Fashion-MNIST features) {:.2f}  (lower is better; {} samples)\n",
-                                e.fid, e.samples);
-    s += fmt::format("sample accuracy {:.2f}%  (the classifier, {:.2f}% on the test set, names the "
-                     "intended class)\n", 100 * e.sample_accuracy, 100 * e.classifier_accuracy);
+    std::string s =
+        fmt::format("FID (attnlab Fashion-MNIST features) {:.2f}  (lower is better; {} samples)\n",
+                    e.fid, e.samples);
+    s += fmt::format(
+        "sample accuracy {:.2f}%  (the classifier, {:.2f}% on the test set, names the "
+        "intended class)\n",
+        100 * e.sample_accuracy, 100 * e.classifier_accuracy);
     const auto& names = fashion_mnist_classes();
     for (size_t k = 0; k < e.class_accuracy.size(); k++)
         s += fmt::format("  {:<12} {:6.1f}%\n", k < names.size() ? names[k] : std::to_string(k),

@@ -22,12 +22,12 @@ bool is_diffusion(const RunConfig& cfg);
 void resolve_diffusion(RunConfig& cfg);
 
 struct SampleEval {
-    double fid = 0;                  // FID (attnlab Fashion-MNIST features), lower is better
-    double sample_accuracy = 0;      // samples the classifier assigns to their class
+    double fid = 0;                      // FID (attnlab Fashion-MNIST features), lower is better
+    double sample_accuracy = 0;          // samples the classifier assigns to their class
     std::vector<double> class_accuracy;  // per class
-    double classifier_accuracy = 0;  // the classifier's own test accuracy
+    double classifier_accuracy = 0;      // the classifier's own test accuracy
     int samples = 0;
-    double sample_s = 0;             // wall time of generating them
+    double sample_s = 0;  // wall time of generating them
 };
 
 struct DiffusionSummary {
@@ -40,7 +40,8 @@ struct DiffusionSummary {
 };
 
 DiffusionSummary diffusion_train_new(RunConfig cfg, const TrainOptions& opt);
-DiffusionSummary diffusion_train_resume(const std::string& dir, const std::vector<std::string>& settings,
+DiffusionSummary diffusion_train_resume(const std::string& dir,
+                                        const std::vector<std::string>& settings,
                                         const TrainOptions& opt);
 
 struct LoadedDiffusionRun {
@@ -52,7 +53,8 @@ LoadedDiffusionRun load_diffusion_run(const std::string& dir, int max_batch);
 
 // Generates cfg.diffusion.eval_samples images (class i % 10 for image i) and
 // measures them; writes a 10 x 10 grid (row = class) to grid_path if not empty.
-SampleEval evaluate_samples(UViT& model, const RunConfig& cfg, const std::string& grid_path, bool quiet);
+SampleEval evaluate_samples(UViT& model, const RunConfig& cfg, const std::string& grid_path,
+                            bool quiet);
 
 std::string format_sample_eval(const SampleEval& e);
 

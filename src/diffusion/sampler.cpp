@@ -40,8 +40,9 @@ std::vector<float> sample_images(UViT& model, const NoiseSchedule& schedule,
             const float* pred = model.prediction();
             const float g = opt.guidance;
             for (size_t k = 0; k < size_t(b) * npx; k++)
-                eps[k] = guided ? pred[size_t(b) * npx + k] + g * (pred[k] - pred[size_t(b) * npx + k])
-                                : pred[k];
+                eps[k] = guided
+                             ? pred[size_t(b) * npx + k] + g * (pred[k] - pred[size_t(b) * npx + k])
+                             : pred[k];
             schedule.ddim_step(x.data(), eps.data(), level, prev, long(b) * npx);
         }
         std::copy_n(x.begin(), size_t(b) * npx, out.begin() + ptrdiff_t(i0) * npx);

@@ -12,8 +12,8 @@
 namespace attnlab {
 
 struct SampleOptions {
-    int steps = 50;        // DDIM steps (1..levels)
-    float guidance = 2.0f; // g; 1 = the conditional prediction alone (no unconditional pass)
+    int steps = 50;         // DDIM steps (1..levels)
+    float guidance = 2.0f;  // g; 1 = the conditional prediction alone (no unconditional pass)
     uint64_t seed = 1;
 };
 

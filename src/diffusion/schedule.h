@@ -8,12 +8,13 @@
 namespace attnlab {
 
 struct NoiseSchedule {
-    int levels = 1000;                // noise levels t = 0 .. levels - 1
+    int levels = 1000;  // noise levels t = 0 .. levels - 1
     double beta_start = 1e-4, beta_end = 0.02;
-    std::vector<double> alpha_bar;    // abar_t = prod_{s <= t} (1 - beta_s)
+    std::vector<double> alpha_bar;  // abar_t = prod_{s <= t} (1 - beta_s)
 
     // Linear betas from beta_start (t = 0) to beta_end (t = levels - 1).
-    static NoiseSchedule linear(int levels = 1000, double beta_start = 1e-4, double beta_end = 0.02);
+    static NoiseSchedule linear(int levels = 1000, double beta_start = 1e-4,
+                                double beta_end = 0.02);
 
     // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, n values.
     void add_noise(float* xt, const float* x0, const float* eps, int t, long n) const;

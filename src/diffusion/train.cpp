@@ -7,8 +7,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/error.h"
 #include "core/gemm.h"
@@ -47,7 +47,8 @@ struct NoisyBatch {
         : x0(size_t(B) * npx), xt(x0.size()), eps(x0.size()), t(size_t(B)), y(size_t(B)) {}
 
     // Image `index` of `set`, its class kept unless dropped, level and noise from rng.
-    void draw(int i, const ImageSet& set, int index, Rng& rng, const NoiseSchedule& s, float drop, int K) {
+    void draw(int i, const ImageSet& set, int index, Rng& rng, const NoiseSchedule& s, float drop,
+              int K) {
         const int npx = set.pixels_per_image();
         const uint8_t* px = set.image(index);
         float* x0i = x0.data() + size_t(i) * npx;
@@ -55,7 +56,8 @@ struct NoisyBatch {
         t[size_t(i)] = int32_t(rng.below(uint32_t(s.levels)));
         y[size_t(i)] = drop > 0 && rng.uniform() < drop ? K : set.labels[size_t(index)];
         for (int p = 0; p < npx; p++) eps[size_t(i) * npx + p] = float(rng.normal());
-        s.add_noise(xt.data() + size_t(i) * npx, x0i, eps.data() + size_t(i) * npx, t[size_t(i)], npx);
+        s.add_noise(xt.data() + size_t(i) * npx, x0i, eps.data() + size_t(i) * npx, t[size_t(i)],
+                    npx);
     }
     ImageBatch batch(int B) const { return {xt.data(), t.data(), y.data(), eps.data(), B}; }
 };
@@ -63,18 +65,22 @@ struct NoisyBatch {
 void build(DRun& r, bool quiet) {
     resolve_diffusion(r.cfg);
     const TrainConfig& tc = r.cfg.train;
-    set_threads(tc.threads > 0 ? tc.threads : std::max(1, int(std::thread::hardware_concurrency())));
+    set_threads(tc.threads > 0 ? tc.threads
+                               : std::max(1, int(std::thread::hardware_concurrency())));
     r.train = load_fashion_mnist(r.cfg.task.images, Split::train);
     r.test = load_fashion_mnist(r.cfg.task.images, Split::test);
-    if (r.cfg.diffusion.train_images > 0 && r.cfg.diffusion.train_images < r.train.n) r.train.n = r.cfg.diffusion.train_images;
+    if (r.cfg.diffusion.train_images > 0 && r.cfg.diffusion.train_images < r.train.n)
+        r.train.n = r.cfg.diffusion.train_images;
     r.model = std::make_unique<UViT>(r.cfg.model, tc.batch);
     r.opt = std::make_unique<Optimizer>(adamw_config(tc), r.model->params().size());
     if (!quiet)
-        fmt::print(stderr, "model uvit: {} blocks, dim {}, {} heads, patch {}, attention {}, {} parameters\n"
-                           "data fmnist: {} training images of {}x{}, {} steps x {} images, {} threads\n",
-                   r.cfg.model.layers, r.cfg.model.dim, r.cfg.model.heads, r.cfg.model.patch,
-                   attention_spec(r.cfg.model.attention), r.model->table().count(), r.train.n,
-                   r.cfg.model.image, r.cfg.model.image, tc.steps, tc.batch, get_threads());
+        fmt::print(
+            stderr,
+            "model uvit: {} blocks, dim {}, {} heads, patch {}, attention {}, {} parameters\n"
+            "data fmnist: {} training images of {}x{}, {} steps x {} images, {} threads\n",
+            r.cfg.model.layers, r.cfg.model.dim, r.cfg.model.heads, r.cfg.model.patch,
+            attention_spec(r.cfg.model.attention), r.model->table().count(), r.train.n,
+            r.cfg.model.image, r.cfg.model.image, tc.steps, tc.batch, get_threads());
 }
 
 void save_checkpoint(DRun& r) {
@@ -88,7 +94,8 @@ void save_checkpoint(DRun& r) {
     w.set_metadata("kind", "train-state");
     w.set_metadata("step", std::to_string(step));
     w.write(r.dir + "/optimizer.safetensors");
-    save_table_params(r.cfg.model, r.model->table(), r.model->params(), r.dir + "/model.safetensors",
+    save_table_params(r.cfg.model, r.model->table(), r.model->params(),
+                      r.dir + "/model.safetensors",
                       {{"config", to_toml(r.cfg)}, {"step", std::to_string(step)}});
     std::string csv = std::string(kHeader) + "\n";
     for (const auto& row : r.rows) csv += row + "\n";
@@ -98,7 +105,8 @@ void save_checkpoint(DRun& r) {
 // MSE of the predicted noise on the first train.eval_windows test images, with
 // levels and noise from train.eval_seed and the true classes.
 double eval_loss(DRun& r) {
-    const int B = r.cfg.train.batch, n = std::min(r.cfg.train.eval_windows, r.test.n), npx = r.model->pixels();
+    const int B = r.cfg.train.batch, n = std::min(r.cfg.train.eval_windows, r.test.n),
+              npx = r.model->pixels();
     NoisyBatch nb(B, npx);
     double sum = 0;
     for (int i0 = 0; i0 < n; i0 += B) {
@@ -122,8 +130,9 @@ void write_summary(DRun& r, const DiffusionSummary& s) {
     j["eval_loss"] = s.eval_loss;
     nlohmann::ordered_json per_class = nlohmann::ordered_json::object();
     for (size_t k = 0; k < s.eval.class_accuracy.size(); k++)
-        per_class[fashion_mnist_classes()[k]] = {{"accuracy", s.eval.class_accuracy[k]},
-                                                 {"counted", s.eval.samples / int(s.eval.class_accuracy.size())}};
+        per_class[fashion_mnist_classes()[k]] = {
+            {"accuracy", s.eval.class_accuracy[k]},
+            {"counted", s.eval.samples / int(s.eval.class_accuracy.size())}};
     j["eval_per_task"] = per_class;
     j["classifier_test_accuracy"] = s.eval.classifier_accuracy;
     j["eval_samples"] = s.eval.samples;
@@ -163,27 +172,31 @@ DiffusionSummary train_loop(DRun& r, const TrainOptions& opt) {
         model.zero_grad();
         const double loss = model.forward(nb.batch(B));
         if (!std::isfinite(loss))
-            throw Error(fmt::format("training diverged: the loss is {} at step {}; lower train.lr (now {})",
-                                    loss, step + 1, tc.lr));
+            throw Error(
+                fmt::format("training diverged: the loss is {} at step {}; lower train.lr (now {})",
+                            loss, step + 1, tc.lr));
         model.backward(nb.batch(B));
         info = r.opt->step(model.table(), model.params(), model.grads());
         step++;
         loss_sum += loss, row_steps++;
         const bool last = step == end;
         const bool eval_due = (tc.eval_every > 0 && step % tc.eval_every == 0) || step == tc.steps;
-        const bool ckpt_due = (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || last;
+        const bool ckpt_due =
+            (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || last;
         if (step % tc.log_every != 0 && !eval_due && !ckpt_due) continue;
         std::string eval_col;
         if (eval_due) last_eval = eval_loss(r), eval_col = fmt::format("{:.6f}", last_eval);
         last_loss = loss_sum / double(row_steps);
         const double secs = std::chrono::duration<double>(clock::now() - t_row).count();
         const double ips = secs > 0 ? double(row_steps) * B / secs : 0;
-        const double elapsed = r.elapsed_before + std::chrono::duration<double>(clock::now() - t_start).count();
-        r.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{},{:.1f},{:.2f}", step, last_loss, info.lr,
-                                     info.grad_norm, eval_col, ips, elapsed));
+        const double elapsed =
+            r.elapsed_before + std::chrono::duration<double>(clock::now() - t_start).count();
+        r.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{},{:.1f},{:.2f}", step, last_loss,
+                                     info.lr, info.grad_norm, eval_col, ips, elapsed));
         if (!opt.quiet)
-            fmt::print(stderr, "step {}/{}  loss {:.4f}{}  {:.0f} images/s\n", step, tc.steps, last_loss,
-                       eval_due ? fmt::format("  eval loss {:.4f}", last_eval) : "", ips);
+            fmt::print(stderr, "step {}/{}  loss {:.4f}{}  {:.0f} images/s\n", step, tc.steps,
+                       last_loss, eval_due ? fmt::format("  eval loss {:.4f}", last_eval) : "",
+                       ips);
         loss_sum = 0, row_steps = 0, t_row = clock::now();
         if (ckpt_due) save_checkpoint(r);
     }
@@ -211,17 +224,20 @@ DiffusionSummary diffusion_train_new(RunConfig cfg, const TrainOptions& opt) {
     build(r, opt.quiet);
     std::error_code ec;
     if (fs::exists(r.dir, ec) && !fs::is_empty(r.dir, ec) && !opt.force)
-        throw Error("output folder '" + r.dir + "' exists and is not empty; pass --force to overwrite "
+        throw Error("output folder '" + r.dir +
+                    "' exists and is not empty; pass --force to overwrite "
                     "its run files, --resume to continue it, or choose another --out");
     fs::create_directories(r.dir, ec);
-    for (const char* f : {"summary.json", "metrics.csv", "model.safetensors", "optimizer.safetensors", "samples.png"})
+    for (const char* f : {"summary.json", "metrics.csv", "model.safetensors",
+                          "optimizer.safetensors", "samples.png"})
         fs::remove(r.dir + "/" + f, ec);
     write_text_atomic(r.dir + "/config.toml", to_toml(r.cfg));
     r.model->init_params(r.cfg.train.seed);
     return train_loop(r, opt);
 }
 
-DiffusionSummary diffusion_train_resume(const std::string& dir, const std::vector<std::string>& settings,
+DiffusionSummary diffusion_train_resume(const std::string& dir,
+                                        const std::vector<std::string>& settings,
                                         const TrainOptions& opt) {
     DRun r;
     r.dir = dir;
@@ -231,15 +247,19 @@ DiffusionSummary diffusion_train_resume(const std::string& dir, const std::vecto
     const std::vector<std::string> free_keys{"train.steps", "train.eval_every", "train.log_every",
                                              "train.checkpoint_every", "train.threads"};
     for (const auto& k : config_keys())
-        if (k.get(before) != k.get(r.cfg) && std::find(free_keys.begin(), free_keys.end(), k.name) == free_keys.end())
-            throw Error("--set " + k.name + " cannot change when resuming; keys that may change: train.steps, "
+        if (k.get(before) != k.get(r.cfg) &&
+            std::find(free_keys.begin(), free_keys.end(), k.name) == free_keys.end())
+            throw Error("--set " + k.name +
+                        " cannot change when resuming; keys that may change: train.steps, "
                         "train.eval_every, train.log_every, train.checkpoint_every, train.threads");
     build(r, opt.quiet);
     load_uvit(*r.model, dir + "/model.safetensors");
     SafeTensorsFile state(dir + "/optimizer.safetensors"), params(dir + "/model.safetensors");
     const std::string step = state.metadata_or("step", "");
     if (step.empty() || step != params.metadata_or("step", "?"))
-        throw Error("'" + dir + "' holds a model and an optimizer state of different steps; the run folder is inconsistent");
+        throw Error("'" + dir +
+                    "' holds a model and an optimizer state of different steps; the run folder is "
+                    "inconsistent");
     for (const auto& p : r.model->table().entries()) {
         const float* m = state.f32("m." + p.name, p.shape);
         const float* v = state.f32("v." + p.name, p.shape);
@@ -258,8 +278,10 @@ DiffusionSummary diffusion_train_resume(const std::string& dir, const std::vecto
     }
     write_text_atomic(dir + "/config.toml", to_toml(r.cfg));
     if (r.opt->steps_done() >= r.cfg.train.steps)
-        throw Error("run '" + dir + "' is already complete (" + step + " steps); raise train.steps with --set to continue it");
-    if (!opt.quiet) fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, step, r.cfg.train.steps);
+        throw Error("run '" + dir + "' is already complete (" + step +
+                    " steps); raise train.steps with --set to continue it");
+    if (!opt.quiet)
+        fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, step, r.cfg.train.steps);
     return train_loop(r, opt);
 }
 

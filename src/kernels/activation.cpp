@@ -129,8 +129,8 @@ void activation_forward(Activation act, float* out, const float* inp, int rows, 
     }
 }
 
-void activation_backward(Activation act, float* dinp, const float* dout, const float* inp,
-                         int rows, int F, GradStore store) {
+void activation_backward(Activation act, float* dinp, const float* dout, const float* inp, int rows,
+                         int F, GradStore store) {
     switch (act) {
         case Activation::gelu:
             gelu_backward(dinp, dout, inp, long(rows) * F, store);

@@ -24,7 +24,7 @@ void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, in
 // Any of the three on `rows` rows whose output has F columns (the input has F, or 2F for
 // swiglu): the dispatch the FFN and the fused linear epilogues share.
 void activation_forward(Activation act, float* out, const float* inp, int rows, int F);
-void activation_backward(Activation act, float* dinp, const float* dout, const float* inp,
-                         int rows, int F, GradStore store);
+void activation_backward(Activation act, float* dinp, const float* dout, const float* inp, int rows,
+                         int F, GradStore store);
 
 }  // namespace attnlab

@@ -8,16 +8,16 @@ namespace attnlab {
 enum class Schedule { cosine, constant };
 
 struct AdamWConfig {
-    float lr = 1e-3f;            // peak learning rate
+    float lr = 1e-3f;  // peak learning rate
     float beta1 = 0.9f;
     float beta2 = 0.95f;
     float eps = 1e-8f;
-    float weight_decay = 0.1f;   // applied to weight matrices only (ndim >= 2, not biases)
-    int warmup = 100;            // linear warm-up steps
-    int total_steps = 1000;      // cosine decays to min_lr_ratio * lr at this step
+    float weight_decay = 0.1f;  // applied to weight matrices only (ndim >= 2, not biases)
+    int warmup = 100;           // linear warm-up steps
+    int total_steps = 1000;     // cosine decays to min_lr_ratio * lr at this step
     Schedule schedule = Schedule::cosine;
     float min_lr_ratio = 0.1f;
-    float clip = 1.0f;           // global-norm clip; 0 disables
+    float clip = 1.0f;  // global-norm clip; 0 disables
 };
 
 // Learning rate of step s (0-based): lr (s+1)/warmup while s < warmup, then

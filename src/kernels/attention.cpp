@@ -33,8 +33,11 @@ constexpr int kRows = kAttnBlockRows;  // 8 accumulator registers per 16 columns
 struct RowBlock {
     int rows, jend, jv, n0, dn;
     RowBlock(int i0, int T, bool causal)
-        : rows(std::min(kRows, T - i0)), jend(causal ? i0 + rows : T), jv(round_up(jend, kLanes)),
-          n0(causal ? i0 + 1 : T), dn(causal ? 1 : 0) {}
+        : rows(std::min(kRows, T - i0)),
+          jend(causal ? i0 + rows : T),
+          jv(round_up(jend, kLanes)),
+          n0(causal ? i0 + 1 : T),
+          dn(causal ? 1 : 0) {}
 };
 
 // Scratch of one thread, padded so every vector access stays inside: Tp = T and
@@ -219,8 +222,7 @@ void attention_forward(float* out, float* scores, float* weights, float* scratch
                     for (int r = 0; r < rows; r++)
                         for (int j0 = 0; j0 < jv; j0 += kLanes) {
                             float* s = sc.tile + size_t(r) * sc.Tp + j0;
-                            store16(s, load16(s) -
-                                           alibi[h] * vabs(float(i0 + r) - lane_index(j0)));
+                            store16(s, load16(s) - alibi[h] * vabs(float(i0 + r) - lane_index(j0)));
                         }
                 // w = map(s) row by row, as wtile times a factor per row; w_ij = 0 for j
                 // outside A(i) (j < jv)

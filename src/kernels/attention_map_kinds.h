@@ -109,8 +109,7 @@ void exp_normalised_forward(float* w, float* scale, const float* s, size_t ld, i
 
 // dot_r = sum_l w_l g_l over the valid lanes of row r.
 template <int R>
-void weighted_dots(Vec16* dot, const float* g, const float* w, size_t ld, int n0, int dn,
-                   int cap) {
+void weighted_dots(Vec16* dot, const float* g, const float* w, size_t ld, int n0, int dn, int cap) {
     for (int r = 0; r < R; r++) dot[r] = splat(0.0f);
     for (int j0 = 0; j0 < cap; j0 += kLanes)
         for (int r = 0; r < R; r++)
@@ -161,8 +160,7 @@ void ratio_backward(float* ds, const float* g, const float* w, const float* s, s
     weighted_dots<R>(dot, g, w, ld, n0, dn, cap);
     for (int r = 0; r < R; r++) z[r] = splat(0.0f);
     for (int j0 = 0; j0 < cap; j0 += kLanes)
-        for (int r = 0; r < R; r++)
-            z[r] += valid(M::f(at(s, r, j0)), j0, n0 + r * dn);
+        for (int r = 0; r < R; r++) z[r] += valid(M::f(at(s, r, j0)), j0, n0 + r * dn);
     for (int r = 0; r < R; r++) z[r] = 1.0f / (M::eps + sum_lanes(z[r]));
     for (int j0 = 0; j0 < cap; j0 += kLanes)
         for (int r = 0; r < R; r++) {

@@ -131,13 +131,14 @@ AttnMap register_attention_map(AttnMapInfo info) {
     auto text = [](const char* p) { return p != nullptr && *p != '\0'; };
     const std::string name = info.name ? info.name : "";
     if (!text(info.name) || !text(info.formula) || !text(info.derivative) || !text(info.source))
-        throw Error("attention map '" + name + "': name, formula, derivative and source must be set");
+        throw Error("attention map '" + name +
+                    "': name, formula, derivative and source must be set");
     if (!info.forward_row || !info.forward_block || !info.backward_row || !info.backward_block)
         throw Error("attention map '" + name +
                     "' has no kernels; build it with a kind of kernels/attention_map_kinds.h");
     if (attention_map_from_name(name))
-        throw Error("attention map '" + name + "' is already registered; the maps are: " +
-                    attention_map_names());
+        throw Error("attention map '" + name +
+                    "' is already registered; the maps are: " + attention_map_names());
     info.map = AttnMap(int(registry().size()));
     registry().push_back(info);
     return info.map;

@@ -142,8 +142,8 @@ void linear_lowrank_pos_forward(float* out, float* h, const float* inp, const fl
     for (int t = 0; t < T; t++) {
         float* h_t = h + size_t(t) * R;
         // h = inp V(t)^T, then out += h U(t)^T
-        gemm(false, true, B, R, IC, 1.0f, inp + size_t(t) * IC, T * IC, v + size_t(t) * R * IC,
-             IC, 0.0f, h_t, T * R);
+        gemm(false, true, B, R, IC, 1.0f, inp + size_t(t) * IC, T * IC, v + size_t(t) * R * IC, IC,
+             0.0f, h_t, T * R);
         gemm(false, true, B, OC, R, 1.0f, h_t, T * R, u + size_t(t) * OC * R, R, 1.0f,
              out + size_t(t) * OC, T * OC);
     }
@@ -161,9 +161,10 @@ void linear_lowrank_pos_backward(float* dinp, float* du, float* dv, float* dh, c
         const float* u_t = u + size_t(t) * OC * R;
         const float* v_t = v + size_t(t) * R * IC;
         // forward: out += h U(t)^T, h = inp V(t)^T
-        gemm(true, false, OC, R, B, 1.0f, dout_t, T * OC, h_t, T * R, 1.0f,
-             du + size_t(t) * OC * R, R);                                            // du += dout^T h
-        gemm(false, false, B, R, OC, 1.0f, dout_t, T * OC, u_t, R, 0.0f, dh_t, T * R);  // dh = dout U
+        gemm(true, false, OC, R, B, 1.0f, dout_t, T * OC, h_t, T * R, 1.0f, du + size_t(t) * OC * R,
+             R);  // du += dout^T h
+        gemm(false, false, B, R, OC, 1.0f, dout_t, T * OC, u_t, R, 0.0f, dh_t,
+             T * R);  // dh = dout U
         gemm(true, false, R, IC, B, 1.0f, dh_t, T * R, inp + size_t(t) * IC, T * IC, 1.0f,
              dv + size_t(t) * R * IC, IC);  // dv += dh^T inp
         if (dinp)

@@ -161,7 +161,8 @@ std::vector<std::string> split_words(const std::string& s) {
             cur += c, in_word = true;
         }
     }
-    if (quote) throw Error("--slurm \"" + s + "\" has an unclosed " + std::string(1, quote) + " quote");
+    if (quote)
+        throw Error("--slurm \"" + s + "\" has an unclosed " + std::string(1, quote) + " quote");
     if (in_word) words.push_back(cur);
     return words;
 }
@@ -175,13 +176,15 @@ std::string slurm_script(const std::vector<std::string>& runs, const SlurmOption
                         "--time=01:00:00 (each with its value after '=')");
     for (const char* own : {"--array", "--output", "--error", "--chdir"})
         if (has_option(extra, own, ""))
-            throw Error(fmt::format("--slurm: {} is set by attnlab sweep (one array task per run, "
-                                    "logs in DIR/slurm/logs); leave it out",
-                                    own));
+            throw Error(
+                fmt::format("--slurm: {} is set by attnlab sweep (one array task per run, "
+                            "logs in DIR/slurm/logs); leave it out",
+                            own));
     const std::string slurm_dir = opt.out_dir + "/slurm";
     std::string s = "#!/bin/bash\n";
     s += "# Written by `attnlab sweep --launcher slurm`: one array task per run that is not\n"
-         "# finished; each trains its run into " + opt.out_dir + "/<run> (log: <run>/train.log).\n";
+         "# finished; each trains its run into " +
+         opt.out_dir + "/<run> (log: <run>/train.log).\n";
     s += "#SBATCH --job-name=attnlab-sweep\n";
     std::string array = fmt::format("0-{}", runs.size() - 1);
     if (opt.max_parallel > 0) array += fmt::format("%{}", opt.max_parallel);
@@ -203,7 +206,8 @@ std::string slurm_script(const std::vector<std::string>& runs, const SlurmOption
     return s;
 }
 
-std::map<std::string, SlurmTask> slurm_tasks_in_queue(const std::string& dir, std::string* problem) {
+std::map<std::string, SlurmTask> slurm_tasks_in_queue(const std::string& dir,
+                                                      std::string* problem) {
     std::map<std::string, SlurmTask> tasks;
     const std::string jobs_dir = dir + "/slurm/jobs";
     std::error_code ec;
@@ -246,8 +250,8 @@ SlurmSubmission submit_slurm_sweep(const SweepPlan& plan, const SlurmOptions& op
     if (!fs::is_directory(opt.out_dir + "/slurm/jobs"))
         throw Error("cannot create '" + opt.out_dir + "/slurm' (is the sweep folder writable?)");
 
-    const auto queued = opt.dry_run ? std::map<std::string, SlurmTask>{}
-                                    : slurm_tasks_in_queue(opt.out_dir);
+    const auto queued =
+        opt.dry_run ? std::map<std::string, SlurmTask>{} : slurm_tasks_in_queue(opt.out_dir);
     std::vector<std::string> stale;
     for (const auto& run : plan.runs) {
         const std::string dir = opt.out_dir + "/" + run.name;
@@ -264,9 +268,10 @@ SlurmSubmission submit_slurm_sweep(const SweepPlan& plan, const SlurmOptions& op
             sub.runs.push_back(run.name);
     }
     if (!stale.empty())
-        throw Error(fmt::format("{} run folder(s) hold a different configuration than the grid "
-                                "now asks for (remove them, or choose another --out); the first: {}",
-                                stale.size(), stale.front()));
+        throw Error(
+            fmt::format("{} run folder(s) hold a different configuration than the grid "
+                        "now asks for (remove them, or choose another --out); the first: {}",
+                        stale.size(), stale.front()));
     write_text_atomic(opt.out_dir + "/grid.toml", plan.text);
     write_text_atomic(opt.out_dir + "/sweep.json", sweep_json(plan));
     if (sub.runs.empty()) return sub;
@@ -280,8 +285,7 @@ SlurmSubmission submit_slurm_sweep(const SweepPlan& plan, const SlurmOptions& op
         throw Error("cannot run `sbatch` (" + r.out +
                     "): is this a Slurm login node? `--dry-run` writes and prints the script "
                     "without submitting it");
-    if (r.status != 0)
-        throw Error("sbatch refused " + sub.script_path + ": " + trim(r.out));
+    if (r.status != 0) throw Error("sbatch refused " + sub.script_path + ": " + trim(r.out));
     // --parsable prints "jobid" or "jobid;cluster".
     std::string id = trim(r.out);
     if (const size_t nl = id.rfind('\n'); nl != std::string::npos) id = id.substr(nl + 1);
@@ -297,11 +301,16 @@ SlurmSubmission submit_slurm_sweep(const SweepPlan& plan, const SlurmOptions& op
 
 const char* run_state_name(RunState s) {
     switch (s) {
-        case RunState::finished: return "finished";
-        case RunState::running: return "running";
-        case RunState::queued: return "queued";
-        case RunState::failed: return "failed";
-        case RunState::not_started: return "not started";
+        case RunState::finished:
+            return "finished";
+        case RunState::running:
+            return "running";
+        case RunState::queued:
+            return "queued";
+        case RunState::failed:
+            return "failed";
+        case RunState::not_started:
+            return "not started";
     }
     return "?";
 }
@@ -309,7 +318,8 @@ const char* run_state_name(RunState s) {
 std::vector<RunStatus> sweep_status(const std::string& dir, std::string* note) {
     std::ifstream in(dir + "/sweep.json");
     if (!in)
-        throw Error("'" + dir + "' is not a sweep folder (no sweep.json); give the --out of a sweep");
+        throw Error("'" + dir +
+                    "' is not a sweep folder (no sweep.json); give the --out of a sweep");
     std::vector<std::string> names;
     try {
         const auto j = nlohmann::json::parse(in);

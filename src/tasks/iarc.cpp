@@ -279,7 +279,8 @@ std::unique_ptr<Task> make_iarc_task(const TaskConfig& cfg) {
     using namespace task_options;
     if (cfg.variant == "modifier") return make_iarc_modifier_task(cfg);
     if (cfg.variant != "lookup")
-        fail("variant", "\"" + cfg.variant + "\"", "is unknown: valid variants are lookup, modifier");
+        fail("variant", "\"" + cfg.variant + "\"",
+             "is unknown: valid variants are lookup, modifier");
     check_range("n", cfg.n, 2, 1000);
     check_iarc_tasks(cfg.tasks);
     check_range("l_max", cfg.l_max, 1, 1000);

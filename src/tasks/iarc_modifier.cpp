@@ -21,7 +21,7 @@ enum Letter : int { letter_i = 0, letter_a = 1, letter_r = 2, letter_c = 3 };
 class ModifierState {
   public:
     struct Outcome {
-        bool from_rule;      // false: the rule has nothing to read (R with |Z| < k)
+        bool from_rule;  // false: the rule has nothing to read (R with |Z| < k)
         int32_t value;
         int32_t first_read;  // earliest stream position the value depends on
     };

@@ -13,17 +13,18 @@ namespace attnlab {
 // Options of every task; which ones a task reads is documented per field.
 // Defaults follow docs/tasks.md.
 struct TaskConfig {
-    std::string name = "iarc";       // iarc | ladder | multitask | text
-    int n = 16;                      // data alphabet size N
-    int k = 2;                       // ladder level K (1..8): delays 1, 2, 4, ..., 2^(K-1)
-    std::vector<int> delays;         // ladder: explicit delays, overrides k when non-empty
-    std::string tasks = "IARC";      // iarc: enabled tasks, any non-empty subset of "IARC"
-    double mu = 6.0;                 // iarc: mean segment length
-    int l_max = 9;                   // iarc: largest segment length
-    std::string variant = "lookup";  // iarc: lookup (C is an induction lookup) | modifier (C modifies the task)
-    double p_c = 0.25;               // iarc modifier: probability that a later control token is C
-    int gap_min = 3;                 // iarc modifier: smallest distance between control tokens
-    int gap_max = 9;                 // iarc modifier: largest distance between control tokens
+    std::string name = "iarc";   // iarc | ladder | multitask | text
+    int n = 16;                  // data alphabet size N
+    int k = 2;                   // ladder level K (1..8): delays 1, 2, 4, ..., 2^(K-1)
+    std::vector<int> delays;     // ladder: explicit delays, overrides k when non-empty
+    std::string tasks = "IARC";  // iarc: enabled tasks, any non-empty subset of "IARC"
+    double mu = 6.0;             // iarc: mean segment length
+    int l_max = 9;               // iarc: largest segment length
+    std::string variant =
+        "lookup";       // iarc: lookup (C is an induction lookup) | modifier (C modifies the task)
+    double p_c = 0.25;  // iarc modifier: probability that a later control token is C
+    int gap_min = 3;    // iarc modifier: smallest distance between control tokens
+    int gap_max = 9;    // iarc modifier: largest distance between control tokens
     std::vector<int> levels{2, 3, 4};  // multitask: ladder level of each task
     // text: the corpus, any file of bytes; the default, the King James Bible, is
     // written by `make corpus` (relative paths are relative to the working folder).
@@ -45,7 +46,7 @@ struct Window {
 };
 
 class Task {
-public:
+  public:
     virtual ~Task() = default;
     virtual std::string name() const = 0;
     virtual int vocab() const = 0;

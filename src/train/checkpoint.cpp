@@ -29,9 +29,10 @@ const char* kPending = "/.checkpoint.new";  // committed; its files still to mov
 long parse_count(const std::string& text, const std::string& what) {
     errno = 0;
     char* end = nullptr;
-    const long x = text.empty() || text[0] == '-' || text[0] == '+' || std::isspace(uint8_t(text[0]))
-                       ? -1
-                       : std::strtol(text.c_str(), &end, 10);
+    const long x =
+        text.empty() || text[0] == '-' || text[0] == '+' || std::isspace(uint8_t(text[0]))
+            ? -1
+            : std::strtol(text.c_str(), &end, 10);
     if (x < 0 || errno != 0 || end != text.c_str() + text.size())
         throw Error(what + " is '" + text.substr(0, 40) + "', not a non-negative integer");
     return x;
@@ -58,7 +59,8 @@ void finish_pending(const std::string& dir) {
     std::error_code ec;
     if (!fs::is_directory(pending, ec)) return;
     for (const auto& name : checkpoint_files())
-        if (fs::exists(pending + "/" + name, ec)) rename_durable(pending + "/" + name, dir + "/" + name);
+        if (fs::exists(pending + "/" + name, ec))
+            rename_durable(pending + "/" + name, dir + "/" + name);
     crash_point("moved all files of", pending);
     remove_path(pending);
     sync_folder(dir);
@@ -125,9 +127,10 @@ void load_optimizer_state(const Model& model, Optimizer& opt, const std::string&
     if (it == state.metadata().end()) throw Error("'" + path + "' records no step in its metadata");
     const long own = parse_count(it->second, "'" + path + "': the metadata step");
     if (own != step)
-        throw Error(fmt::format("'{}' is the optimizer state of step {} but the model is of step {}; "
-                                "the run folder is inconsistent",
-                                path, own, step));
+        throw Error(
+            fmt::format("'{}' is the optimizer state of step {} but the model is of step {}; "
+                        "the run folder is inconsistent",
+                        path, own, step));
     std::set<std::string> expected;
     for (const auto& p : model.table().entries()) {
         const float* m = state.f32("m." + p.name, p.shape);
@@ -146,7 +149,8 @@ void load_optimizer_state(const Model& model, Optimizer& opt, const std::string&
 }
 
 MetricsRows read_metrics(const std::string& path, long last_step) {
-    const std::string text = read_regular_file(path, "metrics file '" + path + "'", size_t(1) << 30);
+    const std::string text =
+        read_regular_file(path, "metrics file '" + path + "'", size_t(1) << 30);
     std::istringstream in(text);
     std::string header, line;
     if (!std::getline(in, header) || header.rfind("step,", 0) != 0)

@@ -21,7 +21,7 @@ inline const std::vector<std::string>& checkpoint_files() {
 }
 
 class CheckpointWriter {
-public:
+  public:
     // Starts a checkpoint of the run folder `dir` (whose lock the caller holds).
     explicit CheckpointWriter(const std::string& dir);
     // Where to write the checkpoint file `name` (one of checkpoint_files()).
@@ -29,7 +29,7 @@ public:
     // Commits the files written so far and moves them into the run folder.
     void commit();
 
-private:
+  private:
     std::string dir_, staging_;
 };
 

@@ -14,8 +14,13 @@ uint64_t training_data_seed(uint64_t seed) {
 }
 
 BatchData::BatchData(int B_, int T_)
-    : B(B_), T(T_), tokens(size_t(B_) * (T_ + 1)), inputs(size_t(B_) * T_), targets(inputs.size()),
-      counted(inputs.size()), labels(inputs.size()) {}
+    : B(B_),
+      T(T_),
+      tokens(size_t(B_) * (T_ + 1)),
+      inputs(size_t(B_) * T_),
+      targets(inputs.size()),
+      counted(inputs.size()),
+      labels(inputs.size()) {}
 
 void BatchData::fill(const Task& task, uint64_t seed, uint64_t first_index) {
     task.check_window(T);  // throws here, not inside the parallel loop

@@ -13,10 +13,10 @@ namespace attnlab {
 
 struct BatchData {
     int B = 0, T = 0;
-    std::vector<int32_t> tokens;  // (B, T + 1) scratch
+    std::vector<int32_t> tokens;           // (B, T + 1) scratch
     std::vector<int32_t> inputs, targets;  // (B, T)
-    std::vector<uint8_t> counted;           // (B, T)
-    std::vector<int8_t> labels;             // (B, T)
+    std::vector<uint8_t> counted;          // (B, T)
+    std::vector<int8_t> labels;            // (B, T)
 
     BatchData(int B_, int T_);
     // Windows first_index .. first_index + B - 1 of the stream `seed`
@@ -26,8 +26,8 @@ struct BatchData {
 };
 
 struct EvalResult {
-    double loss = 0;       // mean cross-entropy over counted targets
-    double accuracy = 0;   // over counted targets
+    double loss = 0;      // mean cross-entropy over counted targets
+    double accuracy = 0;  // over counted targets
     long counted = 0;
     std::vector<std::string> labels;  // task label names
     std::vector<double> label_accuracy;
@@ -47,7 +47,7 @@ struct EvalSums {
 };
 
 class EvalSet {
-public:
+  public:
     EvalSet(const Task& task, uint64_t seed, int windows, int T);
     EvalResult evaluate(Model& model) const { return result(sums(model, 0, windows_)); }
     // Windows first .. last - 1, in batches of the model's max batch.
@@ -55,7 +55,7 @@ public:
     EvalResult result(const EvalSums& s) const;
     int windows() const { return windows_; }
 
-private:
+  private:
     std::vector<std::string> label_names_;
     bool byte_level_;
     int windows_, T_;

@@ -52,7 +52,8 @@ uint64_t DataParallel::first_window(long step, int global_batch) const {
 
 LossResult DataParallel::global_loss(const LossResult& local) const {
     if (!comm_.distributed()) return local;
-    double v[3] = {local.loss * double(local.counted), double(local.counted), double(local.correct)};
+    double v[3] = {local.loss * double(local.counted), double(local.counted),
+                   double(local.correct)};
     comm_.allreduce_sum(v, 3);
     LossResult g;
     g.counted = long(v[1]);
@@ -67,7 +68,8 @@ void DataParallel::reduce_gradients(Model& model, long local_counted, long globa
     // loss divides by all of them: g = sum_r (n_r / n) g_r.
     float* g = model.grads().data();
     const size_t n = model.grads().size();
-    const float scale = global_counted ? float(double(local_counted) / double(global_counted)) : 0.f;
+    const float scale =
+        global_counted ? float(double(local_counted) / double(global_counted)) : 0.f;
     if (scale != 1.0f) {
 #pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) g[i] *= scale;

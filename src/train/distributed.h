@@ -12,7 +12,7 @@
 namespace attnlab {
 
 class DataParallel {
-public:
+  public:
     explicit DataParallel(const Comm& comm = Comm::world()) : comm_(comm) {}
 
     int rank() const { return comm_.rank(); }
@@ -36,9 +36,11 @@ public:
     // Error unless every rank holds bitwise the same parameters (a cheap hash).
     void check_same_params(const Model& model) const;
 
-    double allreduce_seconds() const { return allreduce_s_; }  // total time in the gradient allreduce
+    double allreduce_seconds() const {
+        return allreduce_s_;
+    }  // total time in the gradient allreduce
 
-private:
+  private:
     const Comm& comm_;
     double allreduce_s_ = 0;
 };

@@ -16,9 +16,8 @@ Optimizer::StepInfo Optimizer::step(const ParamTable& table, Buffer& params, Buf
     }
     step_++;
     for (const auto& p : table.entries())
-        adamw_update(params.data() + p.offset, grads.data() + p.offset,
-                     m_.data() + p.offset, v_.data() + p.offset, p.size, info.lr, cfg_, step_,
-                     p.decay, scale);
+        adamw_update(params.data() + p.offset, grads.data() + p.offset, m_.data() + p.offset,
+                     v_.data() + p.offset, p.size, info.lr, cfg_, step_, p.decay, scale);
     return info;
 }
 

@@ -8,8 +8,9 @@
 namespace attnlab {
 
 class Optimizer {
-public:
-    Optimizer(const AdamWConfig& cfg, size_t arena_size) : cfg_(cfg), m_(arena_size), v_(arena_size) {}
+  public:
+    Optimizer(const AdamWConfig& cfg, size_t arena_size)
+        : cfg_(cfg), m_(arena_size), v_(arena_size) {}
 
     struct StepInfo {
         float lr = 0;
@@ -27,7 +28,7 @@ public:
     Buffer& v() { return v_; }
     const AdamWConfig& config() const { return cfg_; }
 
-private:
+  private:
     AdamWConfig cfg_;
     Buffer m_, v_;
     long step_ = 0;

@@ -30,8 +30,8 @@ void Progress::update(long step, double loss, double acc, double tps) {
     const int fill = int(width * double(step) / double(total_));
     std::string bar(size_t(fill), '#');
     bar += std::string(size_t(width - fill), '.');
-    fmt::print(stderr, "\r\033[K{:>7}/{} [{}] loss {:.4f}  acc {:5.1f}%  {:.1f}k tok/s  ETA {}", step,
-               total_, bar, loss, 100 * acc, tps / 1000, format_duration(eta));
+    fmt::print(stderr, "\r\033[K{:>7}/{} [{}] loss {:.4f}  acc {:5.1f}%  {:.1f}k tok/s  ETA {}",
+               step, total_, bar, loss, 100 * acc, tps / 1000, format_duration(eta));
     drawn_ = true;
 }
 

@@ -6,7 +6,7 @@
 namespace attnlab {
 
 class Progress {
-public:
+  public:
     Progress(long total, long start, bool quiet);
     // Called every step; redraws at most 10 times a second on a terminal.
     void update(long step, double loss, double acc, double tokens_per_s);
@@ -14,7 +14,7 @@ public:
     void note(const std::string& line);
     void finish();
 
-private:
+  private:
     long total_, start_;
     bool quiet_, tty_;
     std::chrono::steady_clock::time_point t0_, last_draw_;

@@ -2,7 +2,6 @@
 #include "train/trainer.h"
 
 #include <fmt/core.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,19 +95,22 @@ void build(Run& run, bool quiet) {
     RunConfig& c = run.cfg;
     run.task = make_task(c.task);
     resolve(c, run.task->vocab());
-    set_threads(run.dp.ranks() > 1 ? run.dp.threads(c.train.threads) : resolve_threads(c.train.threads));
+    set_threads(run.dp.ranks() > 1 ? run.dp.threads(c.train.threads)
+                                   : resolve_threads(c.train.threads));
     run.model = make_model(c.model, run.dp.local_batch(c.train.batch));
     run.opt = std::make_unique<Optimizer>(adamw_config(c.train), run.model->params().size());
     run.eval = std::make_unique<EvalSet>(*run.task, c.train.eval_seed, c.train.eval_windows,
                                          c.train.context);
     run.header = metrics_header(*run.task);
     if (!quiet && run.dp.is_root())
-        fmt::print(stderr, "model {}\ntask {} (vocab {}), {} steps x {} windows x {} tokens, {} threads\n",
+        fmt::print(stderr,
+                   "model {}\ntask {} (vocab {}), {} steps x {} windows x {} tokens, {} threads\n",
                    describe_model(c, run.model->table().count()), c.task.name, run.task->vocab(),
                    c.train.steps, c.train.batch, c.train.context, get_threads());
     if (!quiet && run.dp.ranks() > 1 && run.dp.is_root())
-        fmt::print(stderr, "data parallel: {} MPI ranks x {} windows, {} threads each\n", run.dp.ranks(),
-                   c.train.batch / run.dp.ranks(), get_threads());}
+        fmt::print(stderr, "data parallel: {} MPI ranks x {} windows, {} threads each\n",
+                   run.dp.ranks(), c.train.batch / run.dp.ranks(), get_threads());
+}
 
 std::string summary_json(const Run& run, const TrainSummary& s) {
     nlohmann::ordered_json j;
@@ -143,7 +145,8 @@ void save_checkpoint(Run& run, const TrainSummary* final_summary) {
     std::string csv = run.header + "\n";
     for (const auto& r : run.rows) csv += r + "\n";
     write_text_atomic(ck.path("metrics.csv"), csv);
-    if (final_summary) write_text_atomic(ck.path("summary.json"), summary_json(run, *final_summary));
+    if (final_summary)
+        write_text_atomic(ck.path("summary.json"), summary_json(run, *final_summary));
     ck.commit();
 }
 
@@ -196,11 +199,13 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
         all_tokens += long(tc.batch) * tc.context;
         const double row_secs = std::chrono::duration<double>(clock::now() - t_row).count();
         const double tps = row_secs > 0 ? double(tokens) / row_secs : 0;
-        progress.update(step, loss_sum / double(row_steps), counted ? double(correct) / counted : 0, tps);
+        progress.update(step, loss_sum / double(row_steps), counted ? double(correct) / counted : 0,
+                        tps);
 
         const bool last = step == end;
         const bool eval_due = (tc.eval_every > 0 && step % tc.eval_every == 0) || step == tc.steps;
-        const bool ckpt_due = (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || last;
+        const bool ckpt_due =
+            (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || last;
         const bool row_due = step % tc.log_every == 0 || eval_due || ckpt_due;
         if (!row_due) continue;
         std::string eval_cols = ",";
@@ -216,18 +221,18 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
                 per += fmt::format("  {} {:.1f}%", ev.labels[i], 100 * ev.label_accuracy[i]);
             }
             if (ev.bits_per_byte) per += fmt::format("  {:.3f} bits/byte", *ev.bits_per_byte);
-            progress.note(fmt::format("step {:>6}  eval loss {:.4f}  acc {:.2f}%  |{}", step, ev.loss,
-                                      100 * ev.accuracy, per));
+            progress.note(fmt::format("step {:>6}  eval loss {:.4f}  acc {:.2f}%  |{}", step,
+                                      ev.loss, 100 * ev.accuracy, per));
         }
         last_loss = loss_sum / double(row_steps);
         const double elapsed =
             run.elapsed_before + std::chrono::duration<double>(clock::now() - t_start).count();
-        run.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{:.6f},{},{:.0f},{:.2f}", step, last_loss,
-                                       info.lr, info.grad_norm, counted ? double(correct) / counted : 0.0,
-                                       eval_cols, tps, elapsed));
+        run.rows.push_back(fmt::format(
+            "{},{:.6f},{:.6g},{:.6g},{:.6f},{},{:.0f},{:.2f}", step, last_loss, info.lr,
+            info.grad_norm, counted ? double(correct) / counted : 0.0, eval_cols, tps, elapsed));
         if (!quiet && !::isatty(2))
-            fmt::print(stderr, "step {}/{}  loss {:.4f}  acc {:.1f}%  {:.1f}k tok/s\n", step, tc.steps,
-                       last_loss, counted ? 100.0 * correct / counted : 0.0, tps / 1000);
+            fmt::print(stderr, "step {}/{}  loss {:.4f}  acc {:.1f}%  {:.1f}k tok/s\n", step,
+                       tc.steps, last_loss, counted ? 100.0 * correct / counted : 0.0, tps / 1000);
         loss_sum = 0, correct = counted = row_steps = tokens = 0;
         t_row = clock::now();
         if (ckpt_due) {
@@ -242,7 +247,8 @@ TrainSummary train_loop(Run& run, const TrainOptions& opt) {
     const TrainSummary s = summary_now();
     const double session = std::chrono::duration<double>(clock::now() - t_start).count();
     if (!quiet && dp.ranks() > 1 && session > 0)
-        fmt::print(stderr, "gradient allreduce: {:.2f} MB, {:.2f} ms per step, {:.1f}% of the time\n",
+        fmt::print(stderr,
+                   "gradient allreduce: {:.2f} MB, {:.2f} ms per step, {:.1f}% of the time\n",
                    4e-6 * double(model.grads().size()),
                    1e3 * dp.allreduce_seconds() / double(std::max(1L, s.steps - start)),
                    100 * dp.allreduce_seconds() / session);
@@ -255,9 +261,9 @@ TrainSummary train_new(RunConfig cfg, const TrainOptions& opt) {
     Run run;
     run.dir = opt.out_dir;
     run.cfg = std::move(cfg);
-    build(run, opt.quiet);  // validates everything before touching the folder
+    build(run, opt.quiet);           // validates everything before touching the folder
     std::optional<FolderLock> lock;  // held until the run ends
-    if (run.dp.is_root()) {  // the other MPI ranks never write the folder
+    if (run.dp.is_root()) {          // the other MPI ranks never write the folder
         create_out_dir(run.dir);
         lock.emplace(run.dir, "run folder");
         check_out_dir(run.dir, opt.force);
@@ -282,7 +288,8 @@ double csv_number(const std::string& row, int i) {
     char* end = nullptr;
     const double x = std::strtod(f[k].c_str(), &end);
     if (end != f[k].c_str() + f[k].size() || !std::isfinite(x))
-        throw Error("metrics.csv: '" + f[k].substr(0, 40) + "' in the row of the last checkpoint is not a number");
+        throw Error("metrics.csv: '" + f[k].substr(0, 40) +
+                    "' in the row of the last checkpoint is not a number");
     return x;
 }
 
@@ -347,7 +354,8 @@ TrainSummary train_resume(const std::string& dir, const std::vector<std::string>
     for (const auto& k : config_keys())
         if (k.get(before) != k.get(run.cfg) &&
             std::find(free_keys.begin(), free_keys.end(), k.name) == free_keys.end())
-            throw Error("--set " + k.name + " cannot change when resuming (it would change the model, "
+            throw Error("--set " + k.name +
+                        " cannot change when resuming (it would change the model, "
                         "data or optimizer history); keys that may change: train.steps, "
                         "train.eval_every, train.log_every, train.checkpoint_every, train.threads");
     build(run, opt.quiet);
@@ -356,8 +364,10 @@ TrainSummary train_resume(const std::string& dir, const std::vector<std::string>
     if (done >= run.cfg.train.steps) {  // nothing to train; a resume after a late kill ends here
         if (run.dp.is_root() && !fs::exists(dir + "/summary.json")) complete_summary(run);
         if (run.dp.is_root())
-            fmt::print(stderr, "run '{}' is already complete ({} steps); to continue it, raise "
-                       "train.steps with --set\n", dir, done);
+            fmt::print(stderr,
+                       "run '{}' is already complete ({} steps); to continue it, raise "
+                       "train.steps with --set\n",
+                       dir, done);
         TrainSummary s;
         s.steps = done;
         return s;
@@ -390,9 +400,10 @@ std::string format_eval(const EvalResult& r) {
     for (size_t i = 0; i < r.labels.size(); i++)
         s += fmt::format("{:<10} {:>8.2f}% {:>9}\n", r.labels[i], 100 * r.label_accuracy[i],
                          r.label_counted[i]);
-    s += fmt::format("{:<10} {:>8.2f}% {:>9}   (loss {:.4f})\n", "overall", 100 * r.accuracy, r.counted,
-                     r.loss);
-    if (r.bits_per_byte) s += fmt::format("validation loss {:.4f} bits per byte\n", *r.bits_per_byte);
+    s += fmt::format("{:<10} {:>8.2f}% {:>9}   (loss {:.4f})\n", "overall", 100 * r.accuracy,
+                     r.counted, r.loss);
+    if (r.bits_per_byte)
+        s += fmt::format("validation loss {:.4f} bits per byte\n", *r.bits_per_byte);
     return s;
 }
 

@@ -12,9 +12,9 @@ namespace attnlab {
 
 struct TrainOptions {
     std::string out_dir;
-    bool force = false;                 // allow a non-empty out_dir (its run files are replaced)
-    std::optional<long> stop_after;     // stop (with a checkpoint) after this many steps in total
-    bool quiet = false;                 // no progress output
+    bool force = false;              // allow a non-empty out_dir (its run files are replaced)
+    std::optional<long> stop_after;  // stop (with a checkpoint) after this many steps in total
+    bool quiet = false;              // no progress output
 };
 
 struct TrainSummary {
