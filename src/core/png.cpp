@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace attnlab {
@@ -22,14 +23,16 @@ void write_png_grey(const std::string& path, const uint8_t* pixels, int width, i
     img.version = PNG_IMAGE_VERSION;
     img.width = png_uint_32(width), img.height = png_uint_32(height);
     img.format = PNG_FORMAT_GRAY;
-    const std::string tmp = path + ".tmp";
-    if (!png_image_write_to_file(&img, tmp.c_str(), 0, pixels, width, nullptr)) {
-        std::remove(tmp.c_str());
-        throw Error("cannot write PNG '" + path + "': " + img.message);
+    // Encoded in memory (a first call measures it), then written atomically and durably.
+    png_alloc_size_t size = 0;
+    std::vector<uint8_t> bytes;
+    if (png_image_write_to_memory(&img, nullptr, &size, 0, pixels, width, nullptr)) {
+        bytes.resize(size);
+        if (!png_image_write_to_memory(&img, bytes.data(), &size, 0, pixels, width, nullptr))
+            size = 0;
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error("cannot write PNG '" + path + "': " + ec.message());
+    if (size == 0) throw Error("cannot write PNG '" + path + "': " + img.message);
+    write_file_atomic(path, bytes.data(), size);
 }
 
 std::vector<uint8_t> tile_grid(const uint8_t* images, int n, int rows, int cols, int columns,

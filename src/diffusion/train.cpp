@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/safetensors.h"
@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "train/data.h"
 #include "train/optimizer.h"
+#include "train/run_folder.h"
 
 namespace attnlab {
 
@@ -83,25 +84,6 @@ void build(DRun& r, bool quiet) {
             r.cfg.model.image, r.cfg.model.image, tc.steps, tc.batch, get_threads());
 }
 
-void save_checkpoint(DRun& r) {
-    const long step = r.opt->steps_done();
-    SafeTensorsWriter w;
-    for (const auto& p : r.model->table().entries()) {
-        w.add_f32("m." + p.name, p.shape, r.opt->m().data() + p.offset);
-        w.add_f32("v." + p.name, p.shape, r.opt->v().data() + p.offset);
-    }
-    w.set_metadata("format", "attnlab-1");
-    w.set_metadata("kind", "train-state");
-    w.set_metadata("step", std::to_string(step));
-    w.write(r.dir + "/optimizer.safetensors");
-    save_table_params(r.cfg.model, r.model->table(), r.model->params(),
-                      r.dir + "/model.safetensors",
-                      {{"config", to_toml(r.cfg)}, {"step", std::to_string(step)}});
-    std::string csv = std::string(kHeader) + "\n";
-    for (const auto& row : r.rows) csv += row + "\n";
-    write_text_atomic(r.dir + "/metrics.csv", csv);
-}
-
 // MSE of the predicted noise on the first train.eval_windows test images, with
 // levels and noise from train.eval_seed and the true classes.
 double eval_loss(DRun& r) {
@@ -120,7 +102,7 @@ double eval_loss(DRun& r) {
     return sum / n;
 }
 
-void write_summary(DRun& r, const DiffusionSummary& s) {
+std::string summary_json(const DRun& r, const DiffusionSummary& s) {
     nlohmann::ordered_json j;
     j["kind"] = "diffusion";
     j["fid"] = s.eval.fid;
@@ -147,72 +129,110 @@ void write_summary(DRun& r, const DiffusionSummary& s) {
     j["threads"] = get_threads();
     j["model"] = nlohmann::json::parse(to_json(r.cfg.model));
     j["config"] = to_toml(r.cfg);
-    write_text_atomic(r.dir + "/summary.json", j.dump(2) + "\n");
+    return j.dump(2) + "\n";
+}
+
+// One atomic checkpoint: weights, optimizer state, metrics and, with `final` (the run's
+// last step), the samples (samples.png) and the summary with their evaluation.
+void save_checkpoint(DRun& r, DiffusionSummary* final, bool quiet) {
+    const long step = r.opt->steps_done();
+    CheckpointWriter ck(r.dir);
+    save_optimizer_state(r.model->table(), *r.opt, ck.path("optimizer.safetensors"));
+    save_table_params(r.cfg.model, r.model->table(), r.model->params(),
+                      ck.path("model.safetensors"),
+                      {{"config", to_toml(r.cfg)}, {"step", std::to_string(step)}});
+    write_text_atomic(ck.path("metrics.csv"), metrics_text(kHeader, r.rows));
+    if (final) {
+        final->eval = evaluate_samples(*r.model, r.cfg, ck.path("samples.png"), quiet);
+        write_text_atomic(ck.path("summary.json"), summary_json(r, *final));
+    }
+    ck.commit();
+}
+
+using Clock = std::chrono::steady_clock;
+
+// The loop's running sums: of the metrics row being gathered and of this session.
+struct LoopState {
+    Clock::time_point t_start = Clock::now(), t_row = t_start;
+    double loss_sum = 0, last_loss = 0, last_eval = 0;
+    long row_steps = 0;
+    Optimizer::StepInfo info;
+
+    double session_s() const {
+        return std::chrono::duration<double>(Clock::now() - t_start).count();
+    }
+};
+
+DiffusionSummary summary_now(const DRun& r, const LoopState& st, long start) {
+    DiffusionSummary s;
+    s.steps = r.opt->steps_done();
+    s.final_loss = st.last_loss;
+    s.eval_loss = st.last_eval;
+    s.params = r.model->table().count();
+    const double session = st.session_s();
+    s.wall_s = r.elapsed_before + session;
+    s.images_per_s = session > 0 ? double(s.steps - start) * r.cfg.train.batch / session : 0;
+    return s;
+}
+
+// Step `step` + 1: the batch drawn from the step's own generator, forward, backward, update.
+void train_step(DRun& r, NoisyBatch& nb, long step, LoopState& st) {
+    const TrainConfig& tc = r.cfg.train;
+    UViT& model = *r.model;
+    const int B = tc.batch, K = model.config().vocab;
+    Rng rng = Rng(training_data_seed(tc.seed)).split(uint64_t(step));
+    for (int i = 0; i < B; i++)
+        nb.draw(i, r.train, int(rng.below(uint32_t(r.train.n))), rng, r.schedule,
+                r.cfg.diffusion.label_dropout, K);
+    model.zero_grad();
+    const double loss = model.forward(nb.batch(B));
+    if (!std::isfinite(loss))
+        throw Error(fmt::format(
+            "training diverged: the loss is {} at step {}; lower train.lr (now {}); the last "
+            "checkpoint in '{}' is intact",
+            loss, step + 1, tc.lr, r.dir));
+    model.backward(nb.batch(B));
+    st.info = r.opt->step(model.table(), model.params(), model.grads());
+    st.loss_sum += loss, st.row_steps++;
+}
+
+// Appends the metrics row of `step` (evaluating when due) and starts the next row's sums.
+void add_row(DRun& r, LoopState& st, long step, bool eval_due, bool quiet) {
+    std::string eval_col;
+    if (eval_due) st.last_eval = eval_loss(r), eval_col = fmt::format("{:.6f}", st.last_eval);
+    st.last_loss = st.loss_sum / double(st.row_steps);
+    const double secs = std::chrono::duration<double>(Clock::now() - st.t_row).count();
+    const double ips = secs > 0 ? double(st.row_steps) * r.cfg.train.batch / secs : 0;
+    const double elapsed = r.elapsed_before + st.session_s();
+    r.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{},{:.1f},{:.2f}", step, st.last_loss,
+                                 st.info.lr, st.info.grad_norm, eval_col, ips, elapsed));
+    if (!quiet)
+        fmt::print(stderr, "step {}/{}  loss {:.4f}{}  {:.0f} images/s\n", step, r.cfg.train.steps,
+                   st.last_loss, eval_due ? fmt::format("  eval loss {:.4f}", st.last_eval) : "",
+                   ips);
+    st.loss_sum = 0, st.row_steps = 0, st.t_row = Clock::now();
 }
 
 DiffusionSummary train_loop(DRun& r, const TrainOptions& opt) {
     const TrainConfig& tc = r.cfg.train;
-    UViT& model = *r.model;
-    const int B = tc.batch, K = model.config().vocab;
     const long start = r.opt->steps_done();
     const long end = opt.stop_after ? std::min<long>(tc.steps, *opt.stop_after) : tc.steps;
-    const uint64_t data_seed = training_data_seed(tc.seed);
-    NoisyBatch nb(B, model.pixels());
-    using clock = std::chrono::steady_clock;
-    const auto t_start = clock::now();
-    auto t_row = t_start;
-    double loss_sum = 0, last_loss = 0, last_eval = 0;
-    long row_steps = 0;
-    Optimizer::StepInfo info;
+    NoisyBatch nb(tc.batch, r.model->pixels());
+    LoopState st;
+    DiffusionSummary final;
     for (long step = start; step < end;) {
-        Rng rng = Rng(data_seed).split(uint64_t(step));
-        for (int i = 0; i < B; i++)
-            nb.draw(i, r.train, int(rng.below(uint32_t(r.train.n))), rng, r.schedule,
-                    r.cfg.diffusion.label_dropout, K);
-        model.zero_grad();
-        const double loss = model.forward(nb.batch(B));
-        if (!std::isfinite(loss))
-            throw Error(
-                fmt::format("training diverged: the loss is {} at step {}; lower train.lr (now {})",
-                            loss, step + 1, tc.lr));
-        model.backward(nb.batch(B));
-        info = r.opt->step(model.table(), model.params(), model.grads());
+        train_step(r, nb, step, st);
         step++;
-        loss_sum += loss, row_steps++;
-        const bool last = step == end;
         const bool eval_due = (tc.eval_every > 0 && step % tc.eval_every == 0) || step == tc.steps;
         const bool ckpt_due =
-            (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || last;
+            (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || step == end;
         if (step % tc.log_every != 0 && !eval_due && !ckpt_due) continue;
-        std::string eval_col;
-        if (eval_due) last_eval = eval_loss(r), eval_col = fmt::format("{:.6f}", last_eval);
-        last_loss = loss_sum / double(row_steps);
-        const double secs = std::chrono::duration<double>(clock::now() - t_row).count();
-        const double ips = secs > 0 ? double(row_steps) * B / secs : 0;
-        const double elapsed =
-            r.elapsed_before + std::chrono::duration<double>(clock::now() - t_start).count();
-        r.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{},{:.1f},{:.2f}", step, last_loss,
-                                     info.lr, info.grad_norm, eval_col, ips, elapsed));
-        if (!opt.quiet)
-            fmt::print(stderr, "step {}/{}  loss {:.4f}{}  {:.0f} images/s\n", step, tc.steps,
-                       last_loss, eval_due ? fmt::format("  eval loss {:.4f}", last_eval) : "",
-                       ips);
-        loss_sum = 0, row_steps = 0, t_row = clock::now();
-        if (ckpt_due) save_checkpoint(r);
+        add_row(r, st, step, eval_due, opt.quiet);
+        if (!ckpt_due) continue;
+        if (step == tc.steps) final = summary_now(r, st, start);
+        save_checkpoint(r, step == tc.steps ? &final : nullptr, opt.quiet);
     }
-    DiffusionSummary s;
-    s.steps = r.opt->steps_done();
-    s.final_loss = last_loss;
-    s.eval_loss = last_eval;
-    s.params = model.table().count();
-    const double session = std::chrono::duration<double>(clock::now() - t_start).count();
-    s.wall_s = r.elapsed_before + session;
-    s.images_per_s = session > 0 ? double(s.steps - start) * B / session : 0;
-    if (s.steps == tc.steps) {
-        s.eval = evaluate_samples(model, r.cfg, r.dir + "/samples.png", opt.quiet);
-        write_summary(r, s);
-    }
-    return s;
+    return r.opt->steps_done() == tc.steps ? final : summary_now(r, st, start);
 }
 
 }  // namespace
@@ -221,67 +241,75 @@ DiffusionSummary diffusion_train_new(RunConfig cfg, const TrainOptions& opt) {
     DRun r;
     r.dir = opt.out_dir;
     r.cfg = std::move(cfg);
-    build(r, opt.quiet);
-    std::error_code ec;
-    if (fs::exists(r.dir, ec) && !fs::is_empty(r.dir, ec) && !opt.force)
-        throw Error("output folder '" + r.dir +
-                    "' exists and is not empty; pass --force to overwrite "
-                    "its run files, --resume to continue it, or choose another --out");
-    fs::create_directories(r.dir, ec);
-    for (const char* f : {"summary.json", "metrics.csv", "model.safetensors",
-                          "optimizer.safetensors", "samples.png"})
-        fs::remove(r.dir + "/" + f, ec);
-    write_text_atomic(r.dir + "/config.toml", to_toml(r.cfg));
+    build(r, opt.quiet);  // validates everything before touching the folder
+    const RunLock lock = open_new_run(r.dir, opt.force, to_toml(r.cfg));
     r.model->init_params(r.cfg.train.seed);
     return train_loop(r, opt);
 }
+
+namespace {
+
+// Loads the run folder's checkpoint into `r` (built), or starts at step 0 when the run
+// was stopped before its first checkpoint.
+void load_checkpoint(DRun& r, bool quiet) {
+    const std::optional<long> step = checkpoint_in(r.dir);
+    if (!step) {
+        if (!quiet) fmt::print(stderr, "'{}' has no checkpoint yet; starting at step 0\n", r.dir);
+        r.model->init_params(r.cfg.train.seed);
+        return;
+    }
+    load_uvit(*r.model, r.dir + "/model.safetensors");
+    load_optimizer_state(r.model->table(), *r.opt, r.dir + "/optimizer.safetensors", *step);
+    MetricsRows m = read_run_metrics(r.dir, *step);
+    r.rows = std::move(m.rows);
+    r.elapsed_before = m.elapsed_s;
+}
+
+// A run killed after its final checkpoint but before its samples and summary were in
+// place (or one whose samples.png or summary.json was removed): writes what is missing,
+// the summary rebuilt from the checkpoint and its metrics.
+DiffusionSummary complete_run(DRun& r, bool quiet) {
+    DiffusionSummary s;
+    s.steps = r.opt->steps_done();
+    s.params = r.model->table().count();
+    if (!r.rows.empty()) {
+        s.final_loss = metrics_field(r.rows.back(), 1);
+        s.eval_loss = metrics_field(r.rows.back(), 4);
+        s.images_per_s = metrics_field(r.rows.back(), -2);
+    }
+    s.wall_s = r.elapsed_before;
+    const bool has_summary = fs::exists(r.dir + "/summary.json");
+    if (has_summary && fs::exists(r.dir + "/samples.png")) return s;
+    CheckpointWriter ck(r.dir);  // both files, or the one missing, as one unit
+    s.eval = evaluate_samples(*r.model, r.cfg, ck.path("samples.png"), quiet);
+    if (!has_summary) write_text_atomic(ck.path("summary.json"), summary_json(r, s));
+    ck.commit();
+    return s;
+}
+
+}  // namespace
 
 DiffusionSummary diffusion_train_resume(const std::string& dir,
                                         const std::vector<std::string>& settings,
                                         const TrainOptions& opt) {
     DRun r;
     r.dir = dir;
-    apply_toml_file(r.cfg, dir + "/config.toml");
-    const RunConfig before = r.cfg;
-    for (const auto& s : settings) apply_setting(r.cfg, s);
-    const std::vector<std::string> free_keys{"train.steps", "train.eval_every", "train.log_every",
-                                             "train.checkpoint_every", "train.threads"};
-    for (const auto& k : config_keys())
-        if (k.get(before) != k.get(r.cfg) &&
-            std::find(free_keys.begin(), free_keys.end(), k.name) == free_keys.end())
-            throw Error("--set " + k.name +
-                        " cannot change when resuming; keys that may change: train.steps, "
-                        "train.eval_every, train.log_every, train.checkpoint_every, train.threads");
+    const RunLock lock = lock_run_to_resume(dir);  // finishes an interrupted checkpoint
+    r.cfg = resume_config(dir, settings);
     build(r, opt.quiet);
-    load_uvit(*r.model, dir + "/model.safetensors");
-    SafeTensorsFile state(dir + "/optimizer.safetensors"), params(dir + "/model.safetensors");
-    const std::string step = state.metadata_or("step", "");
-    if (step.empty() || step != params.metadata_or("step", "?"))
-        throw Error("'" + dir +
-                    "' holds a model and an optimizer state of different steps; the run folder is "
-                    "inconsistent");
-    for (const auto& p : r.model->table().entries()) {
-        const float* m = state.f32("m." + p.name, p.shape);
-        const float* v = state.f32("v." + p.name, p.shape);
-        std::copy(m, m + p.size, r.opt->m().data() + p.offset);
-        std::copy(v, v + p.size, r.opt->v().data() + p.offset);
+    load_checkpoint(r, opt.quiet);
+    const long done = r.opt->steps_done();
+    if (done >= r.cfg.train.steps) {  // nothing to train; a resume after a late kill ends here
+        DiffusionSummary s = complete_run(r, opt.quiet);
+        fmt::print(stderr,
+                   "run '{}' is already complete ({} steps); to continue it, raise train.steps "
+                   "with --set\n",
+                   dir, done);
+        return s;
     }
-    r.opt->set_steps_done(std::stol(step));
-    std::ifstream in(dir + "/metrics.csv");
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-        if (line.empty()) continue;
-        if (std::stol(line.substr(0, line.find(','))) > r.opt->steps_done()) break;
-        r.rows.push_back(line);
-        r.elapsed_before = std::stod(line.substr(line.rfind(',') + 1));
-    }
-    write_text_atomic(dir + "/config.toml", to_toml(r.cfg));
-    if (r.opt->steps_done() >= r.cfg.train.steps)
-        throw Error("run '" + dir + "' is already complete (" + step +
-                    " steps); raise train.steps with --set to continue it");
+    continue_run(dir, to_toml(r.cfg));
     if (!opt.quiet)
-        fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, step, r.cfg.train.steps);
+        fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, done, r.cfg.train.steps);
     return train_loop(r, opt);
 }
 

@@ -75,6 +75,11 @@ CheckpointWriter::CheckpointWriter(const std::string& dir) : dir_(dir), staging_
         throw Error("cannot create '" + staging_ + "': " + (ec ? ec.message() : "it exists"));
 }
 
+CheckpointWriter::~CheckpointWriter() {
+    std::error_code ec;
+    if (!committed_) fs::remove_all(staging_, ec);  // frees the space a failed write took
+}
+
 std::string CheckpointWriter::path(const std::string& name) const {
     return staging_ + "/" + name;
 }
@@ -83,6 +88,7 @@ void CheckpointWriter::commit() {
     finish_pending(dir_);  // an earlier commit is always finished first; this only guards
     sync_folder(staging_);
     rename_durable(staging_, dir_ + kPending);  // the commit point
+    committed_ = true;                          // from here on, the next writer finishes it
     finish_pending(dir_);
 }
 
@@ -101,10 +107,10 @@ void clear_checkpoint(const std::string& dir) {
     sync_folder(dir);
 }
 
-void save_optimizer_state(const Model& model, const Optimizer& opt, const std::string& path) {
+void save_optimizer_state(const ParamTable& table, const Optimizer& opt, const std::string& path) {
     SafeTensorsWriter w;
     auto& o = const_cast<Optimizer&>(opt);  // m() and v() are not const; only read here
-    for (const auto& p : model.table().entries()) {
+    for (const auto& p : table.entries()) {
         w.add_f32("m." + p.name, p.shape, o.m().data() + p.offset);
         w.add_f32("v." + p.name, p.shape, o.v().data() + p.offset);
     }
@@ -121,7 +127,8 @@ long checkpoint_step(const std::string& path) {
     return parse_count(it->second, "'" + path + "': the metadata step");
 }
 
-void load_optimizer_state(const Model& model, Optimizer& opt, const std::string& path, long step) {
+void load_optimizer_state(const ParamTable& table, Optimizer& opt, const std::string& path,
+                          long step) {
     const SafeTensorsFile state(path);
     const auto it = state.metadata().find("step");
     if (it == state.metadata().end()) throw Error("'" + path + "' records no step in its metadata");
@@ -132,7 +139,7 @@ void load_optimizer_state(const Model& model, Optimizer& opt, const std::string&
                         "the run folder is inconsistent",
                         path, own, step));
     std::set<std::string> expected;
-    for (const auto& p : model.table().entries()) {
+    for (const auto& p : table.entries()) {
         const float* m = state.f32("m." + p.name, p.shape);
         const float* v = state.f32("v." + p.name, p.shape);
         std::copy(m, m + p.size, opt.m().data() + p.offset);

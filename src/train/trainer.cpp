@@ -8,52 +8,25 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/file_lock.h"
 #include "core/gemm.h"
 #include "core/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/run_folder.h"
 
 namespace attnlab {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-void create_out_dir(const std::string& dir) {
-    std::error_code ec;
-    if (fs::exists(dir, ec)) {
-        if (!fs::is_directory(dir, ec))
-            throw Error("--out '" + dir + "' exists and is not a folder");
-    } else if (!fs::create_directories(dir, ec) || ec) {
-        throw Error("cannot create output folder '" + dir + "': " + ec.message());
-    }
-}
-
-// With the folder's lock held: refuses a non-empty folder without --force.
-void check_out_dir(const std::string& dir, bool force) {
-    std::error_code ec;
-    bool empty = true;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-        if (it->path().filename() != FolderLock::kFileName) empty = false;
-    if (!empty && !force)
-        throw Error("output folder '" + dir +
-                    "' exists and is not empty; pass --force to overwrite its run files, "
-                    "--resume to continue it, or choose another --out");
-    // Fail now, not after an hour of training, if the folder is not writable.
-    const std::string probe = dir + "/.write-test";
-    write_text_atomic(probe, "");
-    fs::remove(probe, ec);
-}
 
 int resolve_threads(int threads) {
     if (threads > 0) return threads;
@@ -139,117 +112,133 @@ std::string summary_json(const Run& run, const TrainSummary& s) {
 void save_checkpoint(Run& run, const TrainSummary* final_summary) {
     const long step = run.opt->steps_done();
     CheckpointWriter ck(run.dir);
-    save_optimizer_state(*run.model, *run.opt, ck.path("optimizer.safetensors"));
+    save_optimizer_state(run.model->table(), *run.opt, ck.path("optimizer.safetensors"));
     save_params(*run.model, ck.path("model.safetensors"),
                 {{"config", to_toml(run.cfg)}, {"step", std::to_string(step)}});
-    std::string csv = run.header + "\n";
-    for (const auto& r : run.rows) csv += r + "\n";
-    write_text_atomic(ck.path("metrics.csv"), csv);
+    write_text_atomic(ck.path("metrics.csv"), metrics_text(run.header, run.rows));
     if (final_summary)
         write_text_atomic(ck.path("summary.json"), summary_json(run, *final_summary));
     ck.commit();
 }
 
-TrainSummary train_loop(Run& run, const TrainOptions& opt) {
+using Clock = std::chrono::steady_clock;
+
+// The loop's running sums: of the metrics row being gathered and of this session.
+struct LoopState {
+    Clock::time_point t_start = Clock::now(), t_row = t_start;
+    double loss_sum = 0, last_loss = 0, tps = 0;
+    long correct = 0, counted = 0, row_steps = 0, tokens = 0, all_tokens = 0;
+    Optimizer::StepInfo info;
+
+    double session_s() const {
+        return std::chrono::duration<double>(Clock::now() - t_start).count();
+    }
+    double accuracy() const { return counted ? double(correct) / counted : 0.0; }
+};
+
+TrainSummary summary_now(const Run& run, const LoopState& st) {
+    TrainSummary s;
+    s.steps = run.opt->steps_done();
+    s.final_loss = st.last_loss;
+    s.params = run.model->table().count();
+    const double session = st.session_s();
+    s.wall_s = run.elapsed_before + session;
+    s.tokens_per_s = session > 0 ? double(st.all_tokens) / session : 0;
+    if (run.have_eval) s.eval = run.last_eval;
+    return s;
+}
+
+// Step `step` + 1 of the run: forward, backward, gradient allreduce, optimizer update.
+void train_step(Run& run, BatchData& data, const Batch& batch, long step, LoopState& st) {
     const TrainConfig& tc = run.cfg.train;
     Model& model = *run.model;
+    DataParallel& dp = run.dp;
+    data.fill(*run.task, training_data_seed(tc.seed), dp.first_window(step, tc.batch));
+    model.zero_grad();
+    const LossResult local = model.forward(batch);
+    const LossResult res = dp.global_loss(local);
+    if (!std::isfinite(res.loss))
+        throw Error(fmt::format(
+            "training diverged: the loss is {} at step {}. Lower train.lr (now {}), raise "
+            "train.warmup or set train.clip; the last checkpoint in '{}' is intact",
+            res.loss, step + 1, tc.lr, run.dir));
+    model.backward(batch);
+    dp.reduce_gradients(model, local.counted, res.counted);
+    st.info = run.opt->step(model);
+    st.loss_sum += res.loss, st.correct += res.correct, st.counted += res.counted, st.row_steps++;
+    st.tokens += long(tc.batch) * tc.context;
+    st.all_tokens += long(tc.batch) * tc.context;
+    const double row_secs = std::chrono::duration<double>(Clock::now() - st.t_row).count();
+    st.tps = row_secs > 0 ? double(st.tokens) / row_secs : 0;
+}
+
+// The evaluation columns of a metrics row: empty, or (when due) a fresh evaluation.
+std::string eval_columns(Run& run, Progress& progress, long step, bool eval_due) {
+    std::string cols = ",";
+    for (size_t i = 0; i < run.task->label_names().size(); i++) cols += ",";
+    if (!eval_due) return cols;
+    run.last_eval = run.dp.evaluate(*run.eval, *run.model);
+    run.have_eval = true;
+    const EvalResult& ev = run.last_eval;
+    cols = fmt::format("{:.6f},{:.6f}", ev.loss, ev.accuracy);
+    std::string per;
+    for (size_t i = 0; i < ev.labels.size(); i++) {
+        cols += fmt::format(",{:.6f}", ev.label_accuracy[i]);
+        per += fmt::format("  {} {:.1f}%", ev.labels[i], 100 * ev.label_accuracy[i]);
+    }
+    if (ev.bits_per_byte) per += fmt::format("  {:.3f} bits/byte", *ev.bits_per_byte);
+    progress.note(fmt::format("step {:>6}  eval loss {:.4f}  acc {:.2f}%  |{}", step, ev.loss,
+                              100 * ev.accuracy, per));
+    return cols;
+}
+
+// Appends the metrics row of `step` and starts the next row's sums.
+void add_row(Run& run, LoopState& st, long step, const std::string& eval_cols, bool quiet) {
+    st.last_loss = st.loss_sum / double(st.row_steps);
+    const double elapsed = run.elapsed_before + st.session_s();
+    run.rows.push_back(fmt::format("{},{:.6f},{:.6g},{:.6g},{:.6f},{},{:.0f},{:.2f}", step,
+                                   st.last_loss, st.info.lr, st.info.grad_norm, st.accuracy(),
+                                   eval_cols, st.tps, elapsed));
+    if (!quiet && !::isatty(2))
+        fmt::print(stderr, "step {}/{}  loss {:.4f}  acc {:.1f}%  {:.1f}k tok/s\n", step,
+                   run.cfg.train.steps, st.last_loss, 100 * st.accuracy(), st.tps / 1000);
+    st.loss_sum = 0, st.correct = st.counted = st.row_steps = st.tokens = 0;
+    st.t_row = Clock::now();
+}
+
+TrainSummary train_loop(Run& run, const TrainOptions& opt) {
+    const TrainConfig& tc = run.cfg.train;
     const long start = run.opt->steps_done();
-    long end = tc.steps;
-    if (opt.stop_after) end = std::min(end, *opt.stop_after);
+    const long end = opt.stop_after ? std::min<long>(tc.steps, *opt.stop_after) : tc.steps;
     DataParallel& dp = run.dp;
     const bool quiet = opt.quiet || !dp.is_root();  // only rank 0 prints and writes
     const int local_batch = dp.local_batch(tc.batch);
     BatchData data(local_batch, tc.context);
     const Batch batch = data.batch(local_batch);
-    const uint64_t data_seed = training_data_seed(tc.seed);
     Progress progress(tc.steps, start, quiet);
-    using clock = std::chrono::steady_clock;
-    const auto t_start = clock::now();
-    auto t_row = t_start;
-    double loss_sum = 0, last_loss = 0;
-    long correct = 0, counted = 0, row_steps = 0, tokens = 0, all_tokens = 0;
-    Optimizer::StepInfo info;
-    auto summary_now = [&] {
-        TrainSummary s;
-        s.steps = run.opt->steps_done();
-        s.final_loss = last_loss;
-        s.params = model.table().count();
-        const double session = std::chrono::duration<double>(clock::now() - t_start).count();
-        s.wall_s = run.elapsed_before + session;
-        s.tokens_per_s = session > 0 ? double(all_tokens) / session : 0;
-        if (run.have_eval) s.eval = run.last_eval;
-        return s;
-    };
+    LoopState st;
     for (long step = start; step < end;) {
-        data.fill(*run.task, data_seed, dp.first_window(step, tc.batch));
-        model.zero_grad();
-        const LossResult local = model.forward(batch);
-        const LossResult res = dp.global_loss(local);
-        if (!std::isfinite(res.loss))
-            throw Error(fmt::format(
-                "training diverged: the loss is {} at step {}. Lower train.lr (now {}), raise "
-                "train.warmup or set train.clip; the last checkpoint in '{}' is intact",
-                res.loss, step + 1, tc.lr, run.dir));
-        model.backward(batch);
-        dp.reduce_gradients(model, local.counted, res.counted);
-        info = run.opt->step(model);
+        train_step(run, data, batch, step, st);
         step++;
-        loss_sum += res.loss, correct += res.correct, counted += res.counted, row_steps++;
-        tokens += long(tc.batch) * tc.context;
-        all_tokens += long(tc.batch) * tc.context;
-        const double row_secs = std::chrono::duration<double>(clock::now() - t_row).count();
-        const double tps = row_secs > 0 ? double(tokens) / row_secs : 0;
-        progress.update(step, loss_sum / double(row_steps), counted ? double(correct) / counted : 0,
-                        tps);
-
-        const bool last = step == end;
+        progress.update(step, st.loss_sum / double(st.row_steps), st.accuracy(), st.tps);
         const bool eval_due = (tc.eval_every > 0 && step % tc.eval_every == 0) || step == tc.steps;
         const bool ckpt_due =
-            (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || last;
-        const bool row_due = step % tc.log_every == 0 || eval_due || ckpt_due;
-        if (!row_due) continue;
-        std::string eval_cols = ",";
-        for (size_t i = 0; i < run.task->label_names().size(); i++) eval_cols += ",";
-        if (eval_due) {
-            run.last_eval = dp.evaluate(*run.eval, model);
-            run.have_eval = true;
-            const EvalResult& ev = run.last_eval;
-            eval_cols = fmt::format("{:.6f},{:.6f}", ev.loss, ev.accuracy);
-            std::string per;
-            for (size_t i = 0; i < ev.labels.size(); i++) {
-                eval_cols += fmt::format(",{:.6f}", ev.label_accuracy[i]);
-                per += fmt::format("  {} {:.1f}%", ev.labels[i], 100 * ev.label_accuracy[i]);
-            }
-            if (ev.bits_per_byte) per += fmt::format("  {:.3f} bits/byte", *ev.bits_per_byte);
-            progress.note(fmt::format("step {:>6}  eval loss {:.4f}  acc {:.2f}%  |{}", step,
-                                      ev.loss, 100 * ev.accuracy, per));
-        }
-        last_loss = loss_sum / double(row_steps);
-        const double elapsed =
-            run.elapsed_before + std::chrono::duration<double>(clock::now() - t_start).count();
-        run.rows.push_back(fmt::format(
-            "{},{:.6f},{:.6g},{:.6g},{:.6f},{},{:.0f},{:.2f}", step, last_loss, info.lr,
-            info.grad_norm, counted ? double(correct) / counted : 0.0, eval_cols, tps, elapsed));
-        if (!quiet && !::isatty(2))
-            fmt::print(stderr, "step {}/{}  loss {:.4f}  acc {:.1f}%  {:.1f}k tok/s\n", step,
-                       tc.steps, last_loss, counted ? 100.0 * correct / counted : 0.0, tps / 1000);
-        loss_sum = 0, correct = counted = row_steps = tokens = 0;
-        t_row = clock::now();
-        if (ckpt_due) {
-            dp.check_same_params(model);
-            if (dp.is_root()) {
-                const TrainSummary s = summary_now();
-                save_checkpoint(run, step == tc.steps ? &s : nullptr);
-            }
-        }
+            (tc.checkpoint_every > 0 ? step % tc.checkpoint_every == 0 : eval_due) || step == end;
+        if (step % tc.log_every != 0 && !eval_due && !ckpt_due) continue;
+        add_row(run, st, step, eval_columns(run, progress, step, eval_due), quiet);
+        if (!ckpt_due) continue;
+        dp.check_same_params(*run.model);
+        if (!dp.is_root()) continue;
+        const TrainSummary s = summary_now(run, st);
+        save_checkpoint(run, step == tc.steps ? &s : nullptr);
     }
     progress.finish();
-    const TrainSummary s = summary_now();
-    const double session = std::chrono::duration<double>(clock::now() - t_start).count();
+    const TrainSummary s = summary_now(run, st);
+    const double session = st.session_s();
     if (!quiet && dp.ranks() > 1 && session > 0)
         fmt::print(stderr,
                    "gradient allreduce: {:.2f} MB, {:.2f} ms per step, {:.1f}% of the time\n",
-                   4e-6 * double(model.grads().size()),
+                   4e-6 * double(run.model->grads().size()),
                    1e3 * dp.allreduce_seconds() / double(std::max(1L, s.steps - start)),
                    100 * dp.allreduce_seconds() / session);
     return s;
@@ -261,37 +250,15 @@ TrainSummary train_new(RunConfig cfg, const TrainOptions& opt) {
     Run run;
     run.dir = opt.out_dir;
     run.cfg = std::move(cfg);
-    build(run, opt.quiet);           // validates everything before touching the folder
-    std::optional<FolderLock> lock;  // held until the run ends
-    if (run.dp.is_root()) {          // the other MPI ranks never write the folder
-        create_out_dir(run.dir);
-        lock.emplace(run.dir, "run folder");
-        check_out_dir(run.dir, opt.force);
-        std::error_code ec;
-        fs::remove(run.dir + "/config.toml", ec);  // not a run folder until the new config is in
-        clear_checkpoint(run.dir);
-        write_text_atomic(run.dir + "/config.toml", to_toml(run.cfg));
-    }
+    build(run, opt.quiet);  // validates everything before touching the folder
+    RunLock lock;           // held until the run ends
+    if (run.dp.is_root())   // the other MPI ranks never write the folder
+        lock = open_new_run(run.dir, opt.force, to_toml(run.cfg));
     run.model->init_params(run.cfg.train.seed);
     return train_loop(run, opt);
 }
 
 namespace {
-
-// Field `i` of a CSV row (negative: from the end), parsed as a number.
-double csv_number(const std::string& row, int i) {
-    std::vector<std::string> f;
-    std::stringstream ss(row);
-    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
-    const size_t k = i >= 0 ? size_t(i) : f.size() - size_t(-i);
-    if (k >= f.size() || f[k].empty()) return 0.0;
-    char* end = nullptr;
-    const double x = std::strtod(f[k].c_str(), &end);
-    if (end != f[k].c_str() + f[k].size() || !std::isfinite(x))
-        throw Error("metrics.csv: '" + f[k].substr(0, 40) +
-                    "' in the row of the last checkpoint is not a number");
-    return x;
-}
 
 // A run whose final checkpoint is in place but whose summary.json is missing (written by
 // an older version, or removed): the summary is rebuilt from the checkpoint and metrics.
@@ -301,8 +268,8 @@ void complete_summary(Run& run) {
     s.params = run.model->table().count();
     s.eval = run.eval->evaluate(*run.model);
     if (!run.rows.empty()) {
-        s.final_loss = csv_number(run.rows.back(), 1);
-        s.tokens_per_s = csv_number(run.rows.back(), -2);
+        s.final_loss = metrics_field(run.rows.back(), 1);
+        s.tokens_per_s = metrics_field(run.rows.back(), -2);
     }
     s.wall_s = run.elapsed_before;
     write_text_atomic(run.dir + "/summary.json", summary_json(run, s));
@@ -311,22 +278,15 @@ void complete_summary(Run& run) {
 // Loads the run folder's checkpoint into `run` (built), or starts at step 0 when the
 // run was stopped before its first checkpoint.
 void load_checkpoint(Run& run, bool quiet) {
-    const std::string model_path = run.dir + "/model.safetensors";
-    const std::string opt_path = run.dir + "/optimizer.safetensors";
-    const bool has_model = fs::exists(model_path), has_opt = fs::exists(opt_path);
-    if (!has_model && !has_opt) {
+    const std::optional<long> step = checkpoint_in(run.dir);
+    if (!step) {
         if (!quiet) fmt::print(stderr, "'{}' has no checkpoint yet; starting at step 0\n", run.dir);
         run.model->init_params(run.cfg.train.seed);
         return;
     }
-    if (!has_model || !has_opt)
-        throw Error("'" + run.dir + "' holds " + (has_model ? "model" : "optimizer") +
-                    ".safetensors but not " + (has_model ? "optimizer" : "model") +
-                    ".safetensors; the run folder is inconsistent");
-    load_params(*run.model, model_path);
-    const long step = checkpoint_step(model_path);
-    load_optimizer_state(*run.model, *run.opt, opt_path, step);
-    MetricsRows m = read_metrics(run.dir + "/metrics.csv", step);
+    load_params(*run.model, run.dir + "/model.safetensors");
+    load_optimizer_state(run.model->table(), *run.opt, run.dir + "/optimizer.safetensors", *step);
+    MetricsRows m = read_run_metrics(run.dir, *step);
     run.rows = std::move(m.rows);
     run.elapsed_before = m.elapsed_s;
 }
@@ -337,27 +297,11 @@ TrainSummary train_resume(const std::string& dir, const std::vector<std::string>
                           const TrainOptions& opt) {
     Run run;
     run.dir = dir;
-    if (!fs::is_directory(dir) || !fs::exists(dir + "/config.toml"))
-        throw Error("'" + dir + "' is not a run folder (no config.toml)");
-    std::optional<FolderLock> lock;  // held until the run ends
-    if (run.dp.is_root()) {          // the writer finishes a checkpoint a kill interrupted
-        lock.emplace(dir, "run folder");
-        recover_run_folder(dir);
-    }
-    if (run.dp.ranks() > 1) Comm::world().barrier();  // the other ranks read it after that
-    apply_toml_file(run.cfg, dir + "/config.toml");
-    const RunConfig before = run.cfg;
-    for (const auto& s : settings) apply_setting(run.cfg, s);
-    // Only keys that do not change the model, the data or the optimizer's past may change.
-    const std::vector<std::string> free_keys{"train.steps", "train.eval_every", "train.log_every",
-                                             "train.checkpoint_every", "train.threads"};
-    for (const auto& k : config_keys())
-        if (k.get(before) != k.get(run.cfg) &&
-            std::find(free_keys.begin(), free_keys.end(), k.name) == free_keys.end())
-            throw Error("--set " + k.name +
-                        " cannot change when resuming (it would change the model, "
-                        "data or optimizer history); keys that may change: train.steps, "
-                        "train.eval_every, train.log_every, train.checkpoint_every, train.threads");
+    require_run_folder(dir);
+    RunLock lock;                                          // held until the run ends
+    if (run.dp.is_root()) lock = lock_run_to_resume(dir);  // finishes an interrupted checkpoint
+    if (run.dp.ranks() > 1) Comm::world().barrier();       // the other ranks read it after that
+    run.cfg = resume_config(dir, settings);
     build(run, opt.quiet);
     load_checkpoint(run, opt.quiet);
     const long done = run.opt->steps_done();
@@ -372,11 +316,7 @@ TrainSummary train_resume(const std::string& dir, const std::vector<std::string>
         s.steps = done;
         return s;
     }
-    if (run.dp.is_root()) {
-        std::error_code ec;
-        fs::remove(dir + "/summary.json", ec);  // of an earlier, shorter run; stale now
-        write_text_atomic(dir + "/config.toml", to_toml(run.cfg));
-    }
+    if (run.dp.is_root()) continue_run(dir, to_toml(run.cfg));
     if (!opt.quiet && run.dp.is_root())
         fmt::print(stderr, "resuming '{}' at step {} of {}\n", dir, done, run.cfg.train.steps);
     return train_loop(run, opt);
