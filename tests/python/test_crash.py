@@ -1,12 +1,15 @@
 """Crash safety of run and sweep folders, tested by killing the real binary: at every
-write and rename of a run (ATTNLAB_CRASH_AT), at random moments (a soak), with two
-writers on one folder, and a sweep killed with SIGKILL (its runs must die with it).
-Every resume must end bit-identical to an uninterrupted run (timing columns aside)."""
+write and rename of a run (ATTNLAB_CRASH_AT), token and diffusion runs, at random moments
+(a soak), with two writers on one folder, and a sweep killed with SIGKILL (its runs must
+die with it). Every resume must end bit-identical to an uninterrupted run (timing columns
+aside)."""
 
+import gzip
 import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -60,23 +63,30 @@ def without_timing(metrics):
     return [",".join(line.split(",")[:-2]) for line in metrics.splitlines()]
 
 
+TIMING_KEYS = ("wall_s", "tokens_per_s", "images_per_s", "sample_s")
+
+
 def run_state(d):
     """Everything a finished run folder holds that must not depend on interruptions."""
     d = Path(d)
     summary = json.loads((d / "summary.json").read_text())
-    for timing in ("wall_s", "tokens_per_s"):
-        summary.pop(timing)
-    return {
+    for timing in TIMING_KEYS:
+        summary.pop(timing, None)
+    state = {
         "model": (d / "model.safetensors").read_bytes(),
         "optimizer": (d / "optimizer.safetensors").read_bytes(),
         "config": (d / "config.toml").read_text(),
         "metrics": without_timing((d / "metrics.csv").read_text()),
         "summary": summary,
     }
+    if (d / "samples.png").exists():  # a diffusion run's samples
+        state["samples"] = (d / "samples.png").read_bytes()
+    return state
 
 
 def assert_same_run(d, ref):
     got, want = run_state(d), run_state(ref)
+    assert got.keys() == want.keys(), f"{d}: holds {sorted(got)}, not {sorted(want)}"
     for key in want:
         assert got[key] == want[key], f"{d}: {key} differs from the uninterrupted run"
     leftovers = [p.name for p in Path(d).iterdir()
@@ -127,16 +137,16 @@ def reference(tmp_path_factory):
     return cfg, tmp / "run"
 
 
-def test_kill_at_every_crash_point_then_resume(tmp_path, reference):
-    cfg, ref = reference
+def kill_at_every_crash_point(tmp_path, new_run, ref, limit=400):
+    """Kills new_run(folder, env, *args) at each crash point in turn, resumes it, compares it with ref;
+    returns how many crash points there were."""
     points = 0
-    for n in range(1, 400):
+    for n in range(1, limit):
         d = tmp_path / f"crash{n}"
-        r = attnlab("train", "--config", cfg, "--out", d, "--quiet",
-                    env={"ATTNLAB_CRASH_AT": str(n)})
+        r = new_run(d, {"ATTNLAB_CRASH_AT": str(n)})
         if r.returncode == 0:  # n is past the last crash point of a whole run
             assert_same_run(d, ref)
-            break
+            return points
         assert r.returncode == -signal.SIGKILL, f"crash point {n}: exit {r.returncode}: {r.stderr}"
         points += 1
         if not (d / "config.toml").exists():
@@ -144,13 +154,37 @@ def test_kill_at_every_crash_point_then_resume(tmp_path, reference):
             # and resume says so; a new start then works.
             r = attnlab("train", "--resume", d, "--quiet")
             assert r.returncode == 2 and "not a run folder" in r.stderr, r.stderr
-            r = attnlab("train", "--config", cfg, "--out", d, "--quiet", "--force")
+            r = new_run(d, {}, "--force")
             assert r.returncode == 0, r.stderr
         else:
             resume_until_done(d)
         assert_same_run(d, ref)
+    raise AssertionError(f"the run still crashed at crash point {limit}")
+
+
+def test_kill_at_every_crash_point_then_resume(tmp_path, reference):
+    cfg, ref = reference
+    points = kill_at_every_crash_point(
+        tmp_path, lambda d, env, *args: attnlab("train", "--config", cfg, "--out", d, "--quiet", *args,
+                                     env=env),
+        ref)
     # 3 checkpoints of 3-4 files, the config and the write probe: dozens of points.
     assert points >= 30, f"only {points} crash points were reached"
+
+
+def kill_resume_at_every_crash_point(tmp_path, base, ref, limit=200):
+    """Kills a resume of the stopped run `base` at each of its crash points in turn."""
+    for n in range(1, limit):
+        d = tmp_path / f"resume{n}"
+        subprocess.run(["cp", "-a", str(base), str(d)], check=True)
+        r = attnlab("train", "--resume", d, "--quiet", env={"ATTNLAB_CRASH_AT": str(n)})
+        if r.returncode == 0:
+            assert_same_run(d, ref)
+            return n - 1
+        assert r.returncode == -signal.SIGKILL, r.stderr
+        resume_until_done(d)
+        assert_same_run(d, ref)
+    raise AssertionError(f"the resume still crashed at crash point {limit}")
 
 
 def test_kill_during_resume_then_resume(tmp_path, reference):
@@ -159,16 +193,102 @@ def test_kill_during_resume_then_resume(tmp_path, reference):
     base = tmp_path / "base"
     r = attnlab("train", "--config", cfg, "--out", base, "--quiet", "--stop-after", "4")
     assert r.returncode == 0, r.stderr
-    for n in range(1, 200):
-        d = tmp_path / f"resume{n}"
-        subprocess.run(["cp", "-a", str(base), str(d)], check=True)
-        r = attnlab("train", "--resume", d, "--quiet", env={"ATTNLAB_CRASH_AT": str(n)})
-        if r.returncode == 0:
-            assert_same_run(d, ref)
+    kill_resume_at_every_crash_point(tmp_path, base, ref)
+
+
+def write_tiny_fmnist(d):
+    """A stand-in for Fashion-MNIST in its IDX format: 8x8 images, class k a bright bar at
+    row k % 8; 40 training and 20 test images (the FID classifier trains in a moment)."""
+    d.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        rng = random.Random(n)
+        pixels, labels = bytearray(), bytearray()
+        for i in range(n):
+            labels.append(i % 10)
+            pixels += bytes(200 + rng.randrange(50) if p // 8 == i % 8 else rng.randrange(40)
+                            for p in range(64))
+        (d / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">4I", 0x803, n, 8, 8) + bytes(pixels)))
+        (d / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">2I", 0x801, n) + bytes(labels)))
+
+
+@pytest.fixture(scope="module")
+def uvit_reference(tmp_path_factory):
+    """A tiny uvit-fmnist-quick run (2 checkpoints, the second with samples and summary),
+    run once uninterrupted; it also trains the FID classifier every later run reuses."""
+    tmp = tmp_path_factory.mktemp("uvit")
+    data = tmp / "fmnist"
+    write_tiny_fmnist(data)
+    sets = [f"task.images={data}", f"diffusion.classifier={data}/classifier.safetensors",
+            "model.layers=3", "model.dim=8", "model.heads=2", "train.steps=6", "train.batch=4",
+            "train.warmup=1", "train.eval_every=3", "train.eval_windows=8", "train.log_every=1",
+            "train.threads=1", "diffusion.eval_samples=20", "diffusion.sample_steps=2"]
+    args = ["--recipe", "uvit-fmnist-quick"] + [a for s in sets for a in ("--set", s)]
+    r = attnlab("train", *args, "--out", tmp / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (data / "classifier.safetensors").exists()
+    assert (tmp / "run" / "samples.png").exists()
+    return args, tmp / "run"
+
+
+def test_diffusion_kill_at_every_crash_point_then_resume(tmp_path, uvit_reference):
+    args, ref = uvit_reference
+    points = kill_at_every_crash_point(
+        tmp_path, lambda d, env, *more: attnlab("train", *args, "--out", d, "--quiet", *more,
+                                                env=env), ref)
+    # 2 checkpoints (the last with samples.png and summary.json), the config, the probe.
+    assert points >= 25, f"only {points} crash points were reached"
+
+
+def test_diffusion_kill_during_resume_then_resume(tmp_path, uvit_reference):
+    args, ref = uvit_reference
+    base = tmp_path / "base"
+    r = attnlab("train", *args, "--out", base, "--quiet", "--stop-after", "3")
+    assert r.returncode == 0, r.stderr
+    assert not (base / "summary.json").exists() and not (base / "samples.png").exists()
+    assert kill_resume_at_every_crash_point(tmp_path, base, ref) >= 10
+
+
+def test_diffusion_resume_completes_a_finished_run(tmp_path, uvit_reference):
+    """A finished run missing its samples or summary (killed by an older version after its
+    last checkpoint, or files removed) is completed by --resume, exit 0; so is one whose
+    completion was killed in turn."""
+    _, ref = uvit_reference
+    want = json.loads((ref / "summary.json").read_text())
+    for n in range(1, 50):
+        d = tmp_path / f"complete{n}"
+        subprocess.run(["cp", "-a", str(ref), str(d)], check=True)
+        (d / "summary.json").unlink()
+        (d / "samples.png").unlink()
+        first = attnlab("train", "--resume", d, "--quiet", env={"ATTNLAB_CRASH_AT": str(n)})
+        r = first
+        if first.returncode != 0:  # killed while completing: the next resume completes it
+            assert first.returncode == -signal.SIGKILL, first.stderr
+            r = attnlab("train", "--resume", d, "--quiet")
+        assert r.returncode == 0 and "already complete" in r.stderr, r.stderr
+        assert (d / "samples.png").read_bytes() == (ref / "samples.png").read_bytes()
+        got = json.loads((d / "summary.json").read_text())
+        assert got.keys() == want.keys()
+        for key in set(want) - set(TIMING_KEYS):
+            if key in ("train_loss", "eval_loss"):  # rebuilt from metrics.csv's 6 decimals
+                assert abs(got[key] - want[key]) < 1e-6, (key, got[key], want[key])
+            else:
+                assert got[key] == want[key], key
+        leftovers = [p.name for p in d.iterdir()
+                     if ".tmp." in p.name or p.name.startswith(".checkpoint")]
+        assert not leftovers, leftovers
+        if first.returncode == 0:  # past the completion's last crash point
             break
-        assert r.returncode == -signal.SIGKILL, r.stderr
-        resume_until_done(d)
-        assert_same_run(d, ref)
+    assert n > 4, f"the completion has only {n - 1} crash points"
+    # Only the samples missing: they come back; the summary is left as it was.
+    d = tmp_path / "samples-only"
+    subprocess.run(["cp", "-a", str(ref), str(d)], check=True)
+    (d / "samples.png").unlink()
+    r = attnlab("train", "--resume", d, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (d / "samples.png").read_bytes() == (ref / "samples.png").read_bytes()
+    assert (d / "summary.json").read_bytes() == (ref / "summary.json").read_bytes()
 
 
 def test_random_kill_soak(tmp_path):
