@@ -107,9 +107,26 @@ TEST(Config, TomlRoundTripKeepsEveryKey) {
     apply_setting(c, "task.levels=[2,5]");
     apply_setting(c, "model.cis_linears=all");
     apply_setting(c, "train.lr=0.00123");
+    apply_setting(c, "task.path=data/\"quoted\" \\ caf\xc3\xa9\t.txt");
     RunConfig d;
     apply_toml(d, to_toml(c), "round trip");
     for (const auto& k : config_keys()) EXPECT_EQ(k.get(c), k.get(d)) << k.name;
+    EXPECT_EQ(d.task.path, "data/\"quoted\" \\ caf\xc3\xa9\t.txt");
+}
+
+// A path that is not UTF-8 could not be read back from the run's config.toml (TOML
+// strings are UTF-8; found by fuzz_config): refused when set, with the key named.
+TEST(Config, PathsMustBeUtf8) {
+    for (const char* bad : {"\xff\xfe", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"}) {
+        RunConfig c;
+        const std::string e = error_of([&] { apply_setting(c, std::string("task.path=") + bad); });
+        EXPECT_NE(e.find("task.path must be UTF-8"), std::string::npos) << e;
+    }
+    RunConfig c;
+    const std::string e = error_of([&] { apply_setting(c, "diffusion.classifier=x\x80"); });
+    EXPECT_NE(e.find("diffusion.classifier"), std::string::npos) << e;
+    apply_setting(c, "task.images=\xe2\x82\xac/\xf0\x9f\x98\x80");  // a euro sign and an emoji
+    EXPECT_EQ(c.task.images, "\xe2\x82\xac/\xf0\x9f\x98\x80");
 }
 
 static RunConfig small_run(int steps) {

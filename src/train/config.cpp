@@ -71,6 +71,36 @@ std::string toml_string(const std::string& s) {
     }
     return out + "\"";
 }
+// Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool is_utf8(const std::string& s) {
+    for (size_t i = 0; i < s.size();) {
+        const uint8_t c = uint8_t(s[i]);
+        const size_t n = c < 0x80                 ? 1
+                         : c >= 0xc2 && c <= 0xdf ? 2
+                         : (c >> 4) == 0xe        ? 3
+                         : c >= 0xf0 && c <= 0xf4 ? 4
+                                                  : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+        for (size_t j = 1; j < n; j++) {
+            if ((uint8_t(s[i + j]) >> 6) != 0x2) return false;
+            cp = cp << 6 | (uint8_t(s[i + j]) & 0x3f);
+        }
+        const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        i += n;
+    }
+    return true;
+}
+// A path key's value: its config.toml must read back, and TOML strings are UTF-8.
+std::string path_value(const std::string& key, const std::string& v) {
+    const std::string t = trim(v);
+    if (!is_utf8(t))
+        throw Error(key +
+                    " must be UTF-8 text (it is written to the run's config.toml); the "
+                    "value given is not");
+    return t;
+}
 std::string fmt_float(float x) {
     std::ostringstream os;
     os.precision(9);
@@ -183,16 +213,18 @@ void add_task_keys(std::vector<ConfigKey>& k) {
                      c.task.levels = parse_int_list("task.levels", v, 1, 8);
                  },
                  [](const RunConfig& c) { return int_list(c.task.levels); }});
-    k.push_back({"task.path",
-                 "text: the corpus, any file of bytes (training windows from its first 90%, "
-                 "evaluation from the last 10%); default: the King James Bible written by "
-                 "`make corpus`, relative to the working folder",
-                 [](RunConfig& c, const std::string& v) { c.task.path = trim(v); },
-                 [](const RunConfig& c) { return toml_string(c.task.path); }});
-    k.push_back({"task.images",
-                 "fmnist: folder of the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist)",
-                 [](RunConfig& c, const std::string& v) { c.task.images = trim(v); },
-                 [](const RunConfig& c) { return toml_string(c.task.images); }});
+    k.push_back(
+        {"task.path",
+         "text: the corpus, any file of bytes (training windows from its first 90%, "
+         "evaluation from the last 10%); default: the King James Bible written by "
+         "`make corpus`, relative to the working folder",
+         [](RunConfig& c, const std::string& v) { c.task.path = path_value("task.path", v); },
+         [](const RunConfig& c) { return toml_string(c.task.path); }});
+    k.push_back(
+        {"task.images",
+         "fmnist: folder of the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist)",
+         [](RunConfig& c, const std::string& v) { c.task.images = path_value("task.images", v); },
+         [](const RunConfig& c) { return toml_string(c.task.images); }});
 }
 
 void add_train_keys(std::vector<ConfigKey>& k) {
@@ -252,7 +284,9 @@ void add_diffusion_keys(std::vector<ConfigKey>& k) {
     k.push_back({"diffusion.classifier",
                  "the FID's Fashion-MNIST feature classifier (a file; trained with a fixed seed "
                  "when missing)",
-                 [](RunConfig& c, const std::string& v) { c.diffusion.classifier = trim(v); },
+                 [](RunConfig& c, const std::string& v) {
+                     c.diffusion.classifier = path_value("diffusion.classifier", v);
+                 },
                  [](const RunConfig& c) { return toml_string(c.diffusion.classifier); }});
 }
 
