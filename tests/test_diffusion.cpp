@@ -2,6 +2,7 @@
 // Frechet distance against closed forms on Gaussians, the U-ViT's backward
 // (accumulation) and class conditioning, deterministic sampling, and a tiny
 // end-to-end diffusion run on generated IDX files (train, resume, evaluate).
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -19,6 +20,7 @@
 #include "model/uvit.h"
 #include "report/diffusion_report.h"
 #include "report/fid.h"
+#include "sweep/sweep.h"
 
 using namespace attnlab;
 namespace fs = std::filesystem;
@@ -271,6 +273,15 @@ TEST(DiffusionRun, TrainsEvaluatesAndResumesExactly) {
         ASSERT_EQ(a.model->params()[i], b.model->params()[i]) << i;
     EXPECT_EQ(file_bytes(root / "full" / "samples.png"),
               file_bytes(root / "split" / "samples.png"));
+    // A sweep's runs.csv has the FID beside the sample accuracy and the loss.
+    const auto result = read_run_result((root / "full").string());
+    ASSERT_TRUE(result && result->fid);
+    EXPECT_EQ(*result->fid, full.eval.fid);
+    SweepPlan plan;
+    plan.runs.push_back({"full", {}, {}, {}});
+    const std::string csv = runs_csv(plan, {result});
+    EXPECT_EQ(csv.rfind("run,accuracy,loss,fid,accuracy_T-shirt/top,", 0), 0u) << csv;
+    EXPECT_NE(csv.find(fmt::format(",{:.4f},", full.eval.fid)), std::string::npos) << csv;
     // The sweep report's section: a row per finished diffusion run, its grid embedded.
     const DiffusionSection sec =
         diffusion_section(root.string(), {{"full", "seed 1"}, {"absent", "x"}});

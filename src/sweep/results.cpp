@@ -23,6 +23,7 @@ std::optional<RunResult> read_run_result(const std::string& run_dir) {
         r.loss = j.at("eval_loss").get<double>();
         if (j.contains("eval_bits_per_byte"))
             r.bits_per_byte = j.at("eval_bits_per_byte").get<double>();
+        if (j.contains("fid")) r.fid = j.at("fid").get<double>();
         for (auto& [label, v] : j.at("eval_per_task").items())
             r.per_task.emplace_back(label, v.at("accuracy").get<double>());
         r.steps = j.at("steps").get<long>();
@@ -48,11 +49,12 @@ std::string runs_csv(const SweepPlan& plan, const std::vector<std::optional<RunR
             for (const auto& [label, acc] : r->per_task)
                 if (std::find(labels.begin(), labels.end(), label) == labels.end())
                     labels.push_back(label);
-    bool bpb = false;
-    for (const auto& r : results) bpb = bpb || (r && r->bits_per_byte);
+    bool bpb = false, fid = false;
+    for (const auto& r : results) bpb = bpb || (r && r->bits_per_byte), fid = fid || (r && r->fid);
     std::string csv = "run";
     for (const auto& a : plan.axes) csv += ',' + csv_field(a.name);
     csv += bpb ? ",accuracy,loss,bits_per_byte" : ",accuracy,loss";
+    if (fid) csv += ",fid";
     for (const auto& l : labels) csv += ',' + csv_field("accuracy_" + l);
     csv += ",params,steps,wall_s\n";
     for (size_t i = 0; i < plan.runs.size(); i++) {
@@ -63,6 +65,7 @@ std::string runs_csv(const SweepPlan& plan, const std::vector<std::optional<RunR
         csv += fmt::format(",{:.6f},{:.6f}", r.accuracy, r.loss);
         if (bpb)
             csv += r.bits_per_byte ? fmt::format(",{:.6f}", *r.bits_per_byte) : std::string(",");
+        if (fid) csv += r.fid ? fmt::format(",{:.4f}", *r.fid) : std::string(",");
         for (const auto& l : labels) {
             auto it = std::find_if(r.per_task.begin(), r.per_task.end(),
                                    [&](auto& p) { return p.first == l; });

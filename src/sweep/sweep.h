@@ -49,6 +49,7 @@ SweepPlan load_grid(const std::string& path, int threads = 1);
 struct RunResult {
     double accuracy = 0, loss = 0;
     std::optional<double> bits_per_byte;                   // byte-level tasks (text)
+    std::optional<double> fid;                             // diffusion runs, lower is better
     std::vector<std::pair<std::string, double>> per_task;  // label -> accuracy
     long steps = 0;
     size_t params = 0;
