@@ -6,8 +6,9 @@ scaling table for R1.
 Every (configuration, map, threads) cell runs attnlab and the peer --repeat times (at least 3),
 alternating, and keeps the best tokens/s of each (the least disturbed run on a shared machine);
 the spread of the repeats is printed too. The peer is the plain float32 PyTorch model with
-torch, OpenMP and OpenBLAS set to the same thread count; with 2 threads it also runs with
-OpenBLAS on one thread, and the better of the two setups counts. --reference adds the float64
+torch, OpenMP and OpenBLAS set to the same thread count and glibc's malloc tuned for CPU
+training (bench/peer_pytorch.py); with 2 threads it also runs with OpenBLAS on one thread, and
+once per cell with glibc's default malloc; the best setup counts. --reference adds the float64
 reference model cast to float32 as a second peer row.
 
 The fraction of peak uses, per thread count, the best sgemm peak that any attnlab run of the
@@ -69,26 +70,29 @@ def measure(a, recipe, settings, threads, steps, warmup):
     common = ["--recipe", recipe, *sets, "--threads", str(threads), "--steps", str(steps), "--warmup",
               str(warmup), "--json"]
     peer_cmd = [sys.executable, PEER, "--attnlab", a.attnlab, *common]
-    ours, peer, peer_blas1, ref = [], [], [], []
-    for _ in range(a.repeat):
+    ours, peer, peer_blas1, peer_glibc, ref = [], [], [], [], []
+    for i in range(a.repeat):
         ours.append(run_json([a.attnlab, "bench", "--peak-n", str(a.peak_n), *common]))
         vocab = ["--vocab", str(ours[-1]["vocab"])]
         peer.append(run_json(peer_cmd + vocab))
         if threads > 1:
             peer_blas1.append(run_json(peer_cmd + vocab + ["--blas-threads", "1"]))
+        if i == 0:  # glibc's default malloc, once: slower here, but the better setup counts
+            peer_glibc.append(run_json(peer_cmd + vocab + ["--malloc", "default"]))
         if a.reference:
             ref.append(run_json(peer_cmd + vocab + ["--model", "reference"]))
     best = lambda rs: max(rs, key=lambda r: r["tokens_per_s"])  # noqa: E731
-    o, p = best(ours), best(peer + peer_blas1)
+    o, p = best(ours), best(peer + peer_blas1 + peer_glibc)
     if abs(o["flops_per_step"] - p["flops_per_step"]) > 1e-6 * o["flops_per_step"]:
         sys.exit(f"error: FLOP counts differ for {recipe} {settings}: attnlab {o['flops_per_step']}, "
                  f"peer {p['flops_per_step']}")
     spread = lambda rs: (max(r["tokens_per_s"] for r in rs) / min(r["tokens_per_s"] for r in rs) - 1)  # noqa: E731
     row = {"recipe": recipe, "settings": settings, "threads": threads, "attnlab": o, "pytorch": p,
-           "pytorch_setup": f"OpenBLAS {p['blas_threads']} thread(s)",
+           "pytorch_setup": f"OpenBLAS {p['blas_threads']} thread(s), malloc {p['malloc']}",
            "attnlab_runs": [r["tokens_per_s"] for r in ours],
            "attnlab_cpu_fraction": max((r.get("cpu_peak_fraction") or 0) for r in ours), "pytorch_runs": [r["tokens_per_s"] for r in peer],
            "pytorch_blas1_runs": [r["tokens_per_s"] for r in peer_blas1],
+           "pytorch_glibc_malloc_runs": [r["tokens_per_s"] for r in peer_glibc],
            "attnlab_peaks": [g for r in ours for g in r["peak_round_gflops"]],
            "attnlab_spread": spread(ours), "pytorch_spread": spread(peer + peer_blas1),
            "ratio": o["tokens_per_s"] / p["tokens_per_s"]}
@@ -126,8 +130,8 @@ def print_main_table(rows, peaks, a):
     print("sgemm peak (" + f"{a.peak_n}^3, best of all rounds of all attnlab runs; spread best/median): "
           + ", ".join(f"{t} thread(s) {p['best']:.1f} GFLOP/s ({p['rounds']} rounds, spread {100 * p['spread']:.0f}%)"
                       for t, p in sorted(peaks.items())))
-    print("PyTorch: plain float32 model, torch/OpenMP/OpenBLAS on N threads (with 2 threads also OpenBLAS "
-          "on 1; the better counts)")
+    print("PyTorch: plain float32 model, torch/OpenMP/OpenBLAS on N threads, glibc malloc tuned (with 2 "
+          "threads also OpenBLAS on 1, and once glibc's default malloc; the best setup counts)")
     print("% peak CPU (1 thread): attnlab's model FLOPs per CPU second against sgemm's per CPU second, "
           "best run (the slices other processes took cancel out)")
     ref = any("reference" in r for r in rows)
