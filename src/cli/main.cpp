@@ -3,6 +3,7 @@
 // failed file operation), each with one "error: ..." line on stderr.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -36,7 +37,30 @@ int run(int argc, char** argv) {
     return 0;
 }
 
-int fail(const std::string& message) {
+// The message with every word (a run of characters without spaces, such as a path)
+// longer than 200 characters cut to its first and last 80: a 5000-character file
+// name would otherwise fill the terminal, and its middle says nothing.
+std::string readable(const std::string& message) {
+    constexpr size_t kLong = 200, kKeep = 80;
+    std::string out;
+    size_t i = 0;
+    while (i < message.size()) {
+        const size_t end = std::min(message.find(' ', i), message.size());
+        const size_t n = end - i;
+        if (n > kLong)
+            out += message.substr(i, kKeep) +
+                   fmt::format("[... {} characters ...]", n - 2 * kKeep) +
+                   message.substr(end - kKeep, kKeep);
+        else
+            out += message.substr(i, n);
+        if (end < message.size()) out += ' ';
+        i = end + 1;
+    }
+    return out;
+}
+
+int fail(const std::string& full_message) {
+    const std::string message = readable(full_message);
     if (attnlab::Comm::active()) {  // under mpirun: the other ranks must not wait for this one
         const auto& w = attnlab::Comm::world();
         fmt::print(stderr, "error (MPI rank {} of {}): {}\n", w.rank(), w.size(), message);
