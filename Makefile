@@ -83,12 +83,14 @@ clean:
 # program, the test binary and the libFuzzer harnesses of fuzz/ (safetensors reader,
 # configuration, grid reader, `task sample` command line).
 # `make fuzz`: each harness replays fuzz/regressions/<name>, then fuzzes for
-# FUZZ_SECONDS from its seed corpus fuzz/corpus/<name>, JOBS at a time (fuzz/run.sh);
+# FUZZ_SECONDS from its seed corpus fuzz/corpus/<name>, JOBS at a time (fuzz/run.sh), with
+# libFuzzer's seed FUZZ_SEED (1: the same inputs every time; 0: new ones each run);
 # any finding fails, its input left in build-san/findings/<name>/.
 # `make test-asan`: the whole ctest suite on the sanitizer build; the MPI test without
 # LeakSanitizer, because Open MPI's plugins leak at exit in frames it cannot name
 # (memory errors and undefined behaviour are still checked there).
 FUZZ_SECONDS ?= 50
+FUZZ_SEED ?= 1
 FUZZERS := fuzz_safetensors fuzz_config fuzz_grid fuzz_task_cli
 SAN_BUILD := build-san
 CCACHE := $(shell command -v ccache 2>/dev/null)
@@ -104,7 +106,7 @@ san-build: deps corpus
 	cmake --build $(SAN_BUILD) -j $(JOBS) --target attnlab attnlab_tests $(FUZZERS)
 
 fuzz: san-build
-	printf '%s\n' $(FUZZERS) | xargs -P $(JOBS) -I{} fuzz/run.sh $(SAN_BUILD) {} $(FUZZ_SECONDS)
+	printf '%s\n' $(FUZZERS) | xargs -P $(JOBS) -I{} fuzz/run.sh $(SAN_BUILD) {} $(FUZZ_SECONDS) $(FUZZ_SEED)
 
 test-asan: san-build
 	cd $(SAN_BUILD) && UBSAN_OPTIONS=print_stacktrace=1 ctest -j $(JOBS) --output-on-failure -E '^mpi_train$$'

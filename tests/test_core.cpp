@@ -1,6 +1,7 @@
 // Core pieces: gemm against the naive reference, the RNG, safetensors round trip and rejection.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <vector>
@@ -65,6 +66,38 @@ TEST(SafeTensors, RoundTripAndMetadata) {
     EXPECT_THROW(f.f32("a", {3, 2}), Error);
     EXPECT_THROW(f.f32("missing", {1}), Error);
     EXPECT_THROW(f.f32("b", {2}), Error);
+}
+
+// A file whose header is not padded to a multiple of 8 (other writers need not pad;
+// found by fuzz_safetensors under UBSan): its floats are read from an aligned copy of
+// the data section. An F32 tensor at an offset that is not a multiple of 4 is refused.
+static std::vector<uint8_t> unpadded_file(const std::string& header, const std::vector<float>& x,
+                                          size_t lead) {
+    std::string s(8, '\0');
+    for (int i = 0; i < 8; i++) s[size_t(i)] = char(header.size() >> (8 * i));
+    s += header;
+    s.append(lead, '\7');
+    s.append(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+    return {s.begin(), s.end()};
+}
+
+TEST(SafeTensors, UnpaddedHeaderGivesAlignedFloats) {
+    const std::vector<float> x{1.5f, -2.0f, 3.25f};
+    const std::string h = R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})";
+    ASSERT_NE((8 + h.size()) % 4, 0u);  // the data section starts misaligned in the file
+    const SafeTensorsFile f("unpadded", unpadded_file(h, x, 0));
+    const float* a = f.f32("a", {3});
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % alignof(float), 0u);
+    for (size_t i = 0; i < x.size(); i++) EXPECT_EQ(a[i], x[i]);
+    const std::string h2 = R"({"u":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                           R"("a":{"dtype":"F32","shape":[3],"data_offsets":[1,13]}})";
+    const SafeTensorsFile g("odd offset", unpadded_file(h2, x, 1));
+    try {
+        g.f32("a", {3});
+        ADD_FAILURE() << "an F32 tensor at byte 1 was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("starts at byte 1"), std::string::npos) << e.what();
+    }
 }
 
 TEST(SafeTensors, RejectsTruncatedAndCorruptFiles) {

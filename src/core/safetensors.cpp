@@ -169,6 +169,12 @@ void SafeTensorsFile::parse() {
     }
     if (pos != data_size)
         throw bad("data section has " + std::to_string(data_size - pos) + " trailing bytes");
+    // Other writers need not pad the header to a multiple of 8 bytes: move the data
+    // section to an aligned place, so that f32() returns properly aligned floats.
+    if (const size_t off = data_start_ % 8; off != 0) {
+        data_.insert(data_.begin() + long(data_start_), 8 - off, uint8_t(0));
+        data_start_ += 8 - off;
+    }
 }
 
 std::string SafeTensorsFile::metadata_or(const std::string& key,
@@ -193,6 +199,11 @@ const float* SafeTensorsFile::f32(const std::string& name,
     if (e->shape != shape)
         throw Error("'" + path_ + "': tensor '" + name + "' has shape " + shape_str(e->shape) +
                     ", the model expects " + shape_str(shape));
+    if (e->begin % sizeof(float) != 0)
+        throw Error(
+            fmt::format("'{}': tensor '{}' starts at byte {} of the data section, not at a "
+                        "multiple of 4 as F32 data must",
+                        path_, name, e->begin));
     const float* p = reinterpret_cast<const float*>(raw(*e));
     const size_t n = (e->end - e->begin) / sizeof(float);
     for (size_t i = 0; i < n; i++)
