@@ -122,6 +122,15 @@ TEST(Config, PathsMustBeUtf8) {
         const std::string e = error_of([&] { apply_setting(c, std::string("task.path=") + bad); });
         EXPECT_NE(e.find("task.path must be UTF-8"), std::string::npos) << e;
     }
+    for (const char* twice : {"task.path=\"\"x\"\"", "task.path=\" x\"", "task.images='a '"}) {
+        RunConfig c;  // config.toml would read back as another path
+        const std::string e = error_of([&] { apply_setting(c, twice); });
+        EXPECT_NE(e.find("may be quoted only once"), std::string::npos) << twice << ": " << e;
+    }
+    RunConfig m;  // task.tasks is quoted as it is in config.toml: checked for every task
+    apply_setting(m, "task.name=multitask");
+    const std::string t = error_of([&] { apply_setting(m, "task.tasks=((\"ars"); });
+    EXPECT_NE(t.find("task.tasks"), std::string::npos) << t;
     RunConfig c;
     const std::string e = error_of([&] { apply_setting(c, "diffusion.classifier=x\x80"); });
     EXPECT_NE(e.find("diffusion.classifier"), std::string::npos) << e;

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/read_file.h"
 #include "model/option_text.h"
+#include "tasks/iarc.h"
 #include "train/config_toml.h"
 
 namespace attnlab {
@@ -99,6 +100,10 @@ std::string path_value(const std::string& key, const std::string& v) {
         throw Error(key +
                     " must be UTF-8 text (it is written to the run's config.toml); the "
                     "value given is not");
+    // config.toml must read back as the same path, and reading unquotes and trims once more.
+    if (trim(t) != t)
+        throw Error(key + " = '" + t +
+                    "': a path may not begin or end with a space, and may be quoted only once");
     return t;
 }
 std::string fmt_float(float x) {
@@ -186,7 +191,10 @@ void add_task_keys(std::vector<ConfigKey>& k) {
                  },
                  [](const RunConfig& c) { return int_list(c.task.delays); }});
     k.push_back({"task.tasks", "iarc: enabled tasks, a subset of \"IARC\"",
-                 [](RunConfig& c, const std::string& v) { c.task.tasks = trim(v); },
+                 [](RunConfig& c, const std::string& v) {
+                     check_iarc_tasks(trim(v));  // checked for every task: config.toml quotes it
+                     c.task.tasks = trim(v);
+                 },
                  [](const RunConfig& c) { return quote(c.task.tasks); }});
     k.push_back({"task.mu", "iarc: mean segment length (0, l_max]",
                  [](RunConfig& c, const std::string& v) {
