@@ -13,6 +13,7 @@
 #include "core/comm.h"
 #include "core/error.h"
 #include "core/parent_death.h"
+#include "kernels/matmul.h"
 
 namespace {
 
@@ -76,6 +77,7 @@ int fail(const std::string& full_message) {
 int main(int argc, char** argv) {
     attnlab::die_with_parent_if_asked();
     try {
+        attnlab::matmul_block_name();  // an invalid ATTNLAB_GEMM fails here, before any work
         return run(argc, argv);
     } catch (const std::bad_alloc&) {
         return fail("out of memory (a size or count too large for this machine?)");

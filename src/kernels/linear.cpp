@@ -1,9 +1,9 @@
-// Linear layers through gemm(), split into fixed blocks that the threads share:
-// row blocks of the output (forward, input gradient) and blocks of output
-// channels of the weight gradient (each summed over all N rows). A block's
-// gemm call does not depend on the thread count, and OpenBLAS's result for a
-// call does not depend on which thread makes it, so neither do ours (OpenBLAS
-// picks kernels by matrix size, so splitting by thread count would not be).
+// Linear layers through matmul_block() (matmul.h), split into fixed blocks that the
+// threads share: row blocks of the output (forward, input gradient) and blocks of
+// output channels of the weight gradient (each summed over all N rows). A block's
+// product is computed by one thread and its result depends only on the block's shape,
+// so ours do not depend on the thread count (splitting by thread count would not do:
+// OpenBLAS picks kernels by matrix size).
 #include "kernels/linear.h"
 
 #include <omp.h>
@@ -11,15 +11,15 @@
 #include <algorithm>
 #include <cstddef>
 
-#include "core/gemm.h"
 #include "core/profile.h"
+#include "kernels/matmul.h"
 
 namespace attnlab {
 
 namespace {
 
-constexpr int kRowBlock = 256;  // rows per gemm call: as fast as whole-matrix calls here
-constexpr int kOutBlock = 128;  // weight-gradient rows (output channels) per gemm call
+constexpr int kRowBlock = 256;  // rows per product: as fast as whole-matrix calls here
+constexpr int kOutBlock = 128;  // weight-gradient rows (output channels) per product
 
 int blocks(int n, int block) {
     return (n + block - 1) / block;
@@ -64,7 +64,8 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
         // out = inp @ weight^T (+ bias) (+ residual) for rows [n0, n0 + rows)
         const int n0 = blk * kRowBlock, rows = std::min(kRowBlock, N - n0);
         float* o = out + size_t(n0) * OC;
-        gemm(false, true, rows, OC, IC, 1.0f, inp + size_t(n0) * IC, IC, weight, IC, 0.0f, o, OC);
+        matmul_block(false, true, rows, OC, IC, 1.0f, inp + size_t(n0) * IC, IC, weight, IC, 0.0f,
+                     o, OC);
         if (bias) add_bias(o, bias, rows, OC, OC);
         if (ep.residual) add_rows(o, ep.residual + size_t(n0) * OC, size_t(rows) * OC);
         if (ep.act_out)  // act_out = act(out), the block still in cache
@@ -85,14 +86,14 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
         if (task < weight_tasks) {
             // dweight += dout^T @ inp and dbias += column sums, channels [c0, c0 + rows)
             const int c0 = task * kOutBlock, rows = std::min(kOutBlock, OC - c0);
-            gemm(true, false, rows, IC, N, 1.0f, dout + c0, OC, inp, IC, 1.0f,
-                 dweight + size_t(c0) * IC, IC);
+            matmul_block(true, false, rows, IC, N, 1.0f, dout + c0, OC, inp, IC, 1.0f,
+                         dweight + size_t(c0) * IC, IC);
             if (dbias) sum_rows(dbias, dout, N, c0, c0 + rows, OC);
         } else {
             // dinp = dout @ weight for rows [n0, n0 + rows)
             const int n0 = (task - weight_tasks) * kRowBlock, rows = std::min(kRowBlock, N - n0);
-            gemm(false, false, rows, IC, OC, 1.0f, dout + size_t(n0) * OC, OC, weight, IC, beta,
-                 dinp + size_t(n0) * IC, IC);
+            matmul_block(false, false, rows, IC, OC, 1.0f, dout + size_t(n0) * OC, OC, weight, IC,
+                         beta, dinp + size_t(n0) * IC, IC);
             if (ag.pre) {  // the layer's input was act(pre): dpre = act'(pre) dinp, in cache
                 const int pre_width = ag.act == Activation::swiglu ? 2 * IC : IC;
                 activation_backward(ag.act, ag.dpre + size_t(n0) * pre_width,
@@ -103,7 +104,7 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
     }
 }
 
-// Rows of position t are B rows with stride T*IC: one gemm per position, the
+// Rows of position t are B rows with stride T*IC: one product per position, the
 // positions shared among the threads.
 void linear_pos_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
                         int T, int IC, int OC) {
@@ -111,8 +112,8 @@ void linear_pos_forward(float* out, const float* inp, const float* weight, const
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         float* o = out + size_t(t) * OC;
-        gemm(false, true, B, OC, IC, 1.0f, inp + size_t(t) * IC, T * IC,
-             weight + size_t(t) * OC * IC, IC, 0.0f, o, T * OC);
+        matmul_block(false, true, B, OC, IC, 1.0f, inp + size_t(t) * IC, T * IC,
+                     weight + size_t(t) * OC * IC, IC, 0.0f, o, T * OC);
         if (bias) add_bias(o, bias + size_t(t) * OC, B, OC, T * OC);
     }
 }
@@ -126,15 +127,15 @@ void linear_pos_backward(float* dinp, float* dweight, float* dbias, const float*
     for (int t = 0; t < T; t++) {
         const float* dout_t = dout + size_t(t) * OC;
         if (dinp)
-            gemm(false, false, B, IC, OC, 1.0f, dout_t, T * OC, weight + size_t(t) * OC * IC, IC,
-                 beta, dinp + size_t(t) * IC, T * IC);
-        gemm(true, false, OC, IC, B, 1.0f, dout_t, T * OC, inp + size_t(t) * IC, T * IC, 1.0f,
-             dweight + size_t(t) * OC * IC, IC);
+            matmul_block(false, false, B, IC, OC, 1.0f, dout_t, T * OC,
+                         weight + size_t(t) * OC * IC, IC, beta, dinp + size_t(t) * IC, T * IC);
+        matmul_block(true, false, OC, IC, B, 1.0f, dout_t, T * OC, inp + size_t(t) * IC, T * IC,
+                     1.0f, dweight + size_t(t) * OC * IC, IC);
         if (dbias) sum_rows(dbias + size_t(t) * OC, dout_t, B, 0, OC, T * OC);
     }
 }
 
-// One gemm pair per position, as linear_pos_*: the B rows of position t have stride T*IC.
+// One product pair per position, as linear_pos_*: the B rows of position t have stride T*IC.
 void linear_lowrank_pos_forward(float* out, float* h, const float* inp, const float* u,
                                 const float* v, int B, int T, int IC, int OC, int R) {
     const ProfileScope prof(KernelFamily::matmul);
@@ -142,10 +143,10 @@ void linear_lowrank_pos_forward(float* out, float* h, const float* inp, const fl
     for (int t = 0; t < T; t++) {
         float* h_t = h + size_t(t) * R;
         // h = inp V(t)^T, then out += h U(t)^T
-        gemm(false, true, B, R, IC, 1.0f, inp + size_t(t) * IC, T * IC, v + size_t(t) * R * IC, IC,
-             0.0f, h_t, T * R);
-        gemm(false, true, B, OC, R, 1.0f, h_t, T * R, u + size_t(t) * OC * R, R, 1.0f,
-             out + size_t(t) * OC, T * OC);
+        matmul_block(false, true, B, R, IC, 1.0f, inp + size_t(t) * IC, T * IC,
+                     v + size_t(t) * R * IC, IC, 0.0f, h_t, T * R);
+        matmul_block(false, true, B, OC, R, 1.0f, h_t, T * R, u + size_t(t) * OC * R, R, 1.0f,
+                     out + size_t(t) * OC, T * OC);
     }
 }
 
@@ -161,15 +162,17 @@ void linear_lowrank_pos_backward(float* dinp, float* du, float* dv, float* dh, c
         const float* u_t = u + size_t(t) * OC * R;
         const float* v_t = v + size_t(t) * R * IC;
         // forward: out += h U(t)^T, h = inp V(t)^T
-        gemm(true, false, OC, R, B, 1.0f, dout_t, T * OC, h_t, T * R, 1.0f, du + size_t(t) * OC * R,
-             R);  // du += dout^T h
-        gemm(false, false, B, R, OC, 1.0f, dout_t, T * OC, u_t, R, 0.0f, dh_t,
-             T * R);  // dh = dout U
-        gemm(true, false, R, IC, B, 1.0f, dh_t, T * R, inp + size_t(t) * IC, T * IC, 1.0f,
-             dv + size_t(t) * R * IC, IC);  // dv += dh^T inp
+        matmul_block(true, false, OC, R, B, 1.0f, dout_t, T * OC, h_t, T * R, 1.0f,
+                     du + size_t(t) * OC * R,
+                     R);  // du += dout^T h
+        matmul_block(false, false, B, R, OC, 1.0f, dout_t, T * OC, u_t, R, 0.0f, dh_t,
+                     T * R);  // dh = dout U
+        matmul_block(true, false, R, IC, B, 1.0f, dh_t, T * R, inp + size_t(t) * IC, T * IC, 1.0f,
+                     dv + size_t(t) * R * IC, IC);  // dv += dh^T inp
         if (dinp)
-            gemm(false, false, B, IC, R, 1.0f, dh_t, T * R, v_t, IC, 1.0f, dinp + size_t(t) * IC,
-                 T * IC);  // dinp += dh V
+            matmul_block(false, false, B, IC, R, 1.0f, dh_t, T * R, v_t, IC, 1.0f,
+                         dinp + size_t(t) * IC,
+                         T * IC);  // dinp += dh V
     }
 }
 

@@ -8,7 +8,7 @@
 namespace attnlab {
 
 // Element-wise work fused into a linear layer: done on each row block of the output
-// right after its gemm, while the block is in cache, instead of as passes of their own.
+// right after its product, while the block is in cache, instead of as passes of their own.
 struct LinearEpilogue {
     // forward: out += residual (N, OC), the residual stream joining the layer's output
     const float* residual = nullptr;

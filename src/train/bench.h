@@ -37,16 +37,24 @@ FlopCount training_flops(const ModelConfig& cfg, int B, int T);
 // cpu_gflops (if given) gets each call's FLOPs per CPU second of the process.
 std::vector<double> measure_sgemm_gflops(int n, int reps = 5,
                                          std::vector<double>* cpu_gflops = nullptr);
+// The same n^3 product through attnlab's own kernel (kernels/matmul.h), split as the
+// layers split theirs: blocks of 256 rows shared by the threads. Best GFLOP/s of the
+// calls; 0 when the build has no kernel of its own or ATTNLAB_GEMM=blas.
+double measure_own_gemm_gflops(int n, int reps = 3);
 
 // The sgemm peak of a run: the best of several rounds of calls spread over the run,
 // and how far the rounds' bests disagree. A shared machine lowers some rounds; when
 // the rounds disagree by more than kPeakMaxSpread, or the run itself beat the peak,
-// the peak is not stable and no fraction of it is reported.
+// the peak is not stable and no fraction of it is reported. The peak is OpenBLAS's
+// sgemm as the environment configures it; where the layers run attnlab's own kernel
+// (kernels/matmul.h), which can be faster, the run is also judged against that kernel's
+// speed on the same product, and only beating both means noise.
 struct SgemmPeak {
     double best = 0;                 // GFLOP/s, best call of all rounds
     std::vector<double> round_best;  // best call of each round
     int calls = 0;
     double cpu_best = 0;    // GFLOP per CPU second of the process, best call
+    double own_best = 0;    // GFLOP/s of attnlab's kernel on the same product (0: not used)
     double spread() const;  // best / (worst round's best) - 1
 };
 inline constexpr double kPeakMaxSpread = 0.10;
