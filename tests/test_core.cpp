@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/gemm.h"
+#include "core/parse_number.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 
@@ -137,4 +138,23 @@ TEST(SafeTensors, WriteIsAtomicAndReportsUnwritableFolder) {
     SafeTensorsWriter w;
     w.add_f32("a", {4}, a.data());
     EXPECT_THROW(w.write("/nonexistent-folder/x.safetensors"), Error);
+}
+
+TEST(ParseNumber, WholeTextOrAnErrorNamingTheField) {
+    EXPECT_EQ(parse_count("0", "x"), 0);
+    EXPECT_EQ(parse_count("1200", "x"), 1200);
+    EXPECT_DOUBLE_EQ(parse_number("0.8875", "x"), 0.8875);
+    EXPECT_DOUBLE_EQ(parse_number("-1e-3", "x"), -1e-3);
+    for (const char* bad :
+         {"", "-1", "+3", " 3", "3 ", "8.0", "1e3", "abc", "99999999999999999999"})
+        EXPECT_THROW(parse_count(bad, "x"), Error) << bad;
+    for (const char* bad : {"", " 1", "1 ", "nan", "inf", "1e999", "0.5x", "--1"})
+        EXPECT_THROW(parse_number(bad, "x"), Error) << bad;
+    try {
+        parse_number("0.9q", "'c.safetensors': the metadata test_accuracy");
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(),
+                     "'c.safetensors': the metadata test_accuracy is '0.9q', not a finite number");
+    }
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/parse_number.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "kernels/activation.h"
@@ -149,9 +150,11 @@ ClassifierInfo load_or_train_classifier(FeatureNet& net, const std::string& path
             const float* src = f.f32(p.name, p.shape);
             std::copy(src, src + p.size, net.params().data() + p.offset);
         }
-        return ClassifierInfo{std::stod(f.metadata_or("test_accuracy", "0")),
-                              std::stoi(f.metadata_or("epochs", "0")),
-                              std::stoull(f.metadata_or("seed", "0"))};
+        const std::string where = "'" + path + "': the metadata ";
+        return ClassifierInfo{
+            parse_number(f.metadata_or("test_accuracy", "0"), where + "test_accuracy"),
+            int(std::min(parse_count(f.metadata_or("epochs", "0"), where + "epochs"), 1000000L)),
+            uint64_t(parse_count(f.metadata_or("seed", "0"), where + "seed"))};
     }
     if (!quiet)
         fmt::print(stderr, "training the FID feature classifier (once; cached at '{}')\n", path);

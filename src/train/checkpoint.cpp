@@ -4,15 +4,13 @@
 
 #include <fmt/core.h>
 
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/parse_number.h"
 #include "core/read_file.h"
 #include "core/safetensors.h"
 
@@ -24,28 +22,6 @@ namespace {
 
 const char* kStaging = "/.checkpoint.tmp";  // being written; discarded after a kill
 const char* kPending = "/.checkpoint.new";  // committed; its files still to move into place
-
-// A whole decimal integer >= 0, or an Error naming what it is.
-long parse_count(const std::string& text, const std::string& what) {
-    errno = 0;
-    char* end = nullptr;
-    const long x =
-        text.empty() || text[0] == '-' || text[0] == '+' || std::isspace(uint8_t(text[0]))
-            ? -1
-            : std::strtol(text.c_str(), &end, 10);
-    if (x < 0 || errno != 0 || end != text.c_str() + text.size())
-        throw Error(what + " is '" + text.substr(0, 40) + "', not a non-negative integer");
-    return x;
-}
-
-double parse_number(const std::string& text, const std::string& what) {
-    errno = 0;
-    char* end = nullptr;
-    const double x = std::strtod(text.c_str(), &end);
-    if (text.empty() || errno != 0 || end != text.c_str() + text.size() || !std::isfinite(x))
-        throw Error(what + " is '" + text.substr(0, 40) + "', not a finite number");
-    return x;
-}
 
 void remove_path(const std::string& p) {
     std::error_code ec;

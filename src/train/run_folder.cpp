@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/parse_number.h"
 
 namespace attnlab {
 
@@ -116,12 +117,7 @@ double metrics_field(const std::string& row, int i) {
     for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
     const size_t k = i >= 0 ? size_t(i) : f.size() - size_t(-i);
     if (k >= f.size() || f[k].empty()) return 0.0;
-    char* end = nullptr;
-    const double x = std::strtod(f[k].c_str(), &end);
-    if (end != f[k].c_str() + f[k].size() || !std::isfinite(x))
-        throw Error("metrics.csv: '" + f[k].substr(0, 40) +
-                    "' in the row of the last checkpoint is not a number");
-    return x;
+    return parse_number(f[k], "metrics.csv: a field in the row of the last checkpoint");
 }
 
 std::string metrics_text(const std::string& header, const std::vector<std::string>& rows) {
