@@ -145,6 +145,7 @@ TEST(ParseNumber, WholeTextOrAnErrorNamingTheField) {
     EXPECT_EQ(parse_count("1200", "x"), 1200);
     EXPECT_DOUBLE_EQ(parse_number("0.8875", "x"), 0.8875);
     EXPECT_DOUBLE_EQ(parse_number("-1e-3", "x"), -1e-3);
+    EXPECT_DOUBLE_EQ(parse_number("1e-320", "x"), 1e-320);  // underflows, still finite
     for (const char* bad :
          {"", "-1", "+3", " 3", "3 ", "8.0", "1e3", "abc", "99999999999999999999"})
         EXPECT_THROW(parse_count(bad, "x"), Error) << bad;

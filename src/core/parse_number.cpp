@@ -23,12 +23,13 @@ long parse_count(const std::string& text, const std::string& what) {
 }
 
 double parse_number(const std::string& text, const std::string& what) {
-    errno = 0;
     char* end = nullptr;
     const double x = text.empty() || std::isspace(uint8_t(text[0]))
                          ? std::nan("")
                          : std::strtod(text.c_str(), &end);
-    if (!std::isfinite(x) || errno != 0 || end != text.c_str() + text.size())
+    // strtod sets ERANGE on overflow (then x is infinite) and on underflow (then x is a
+    // finite number near 0, which is what the text says), so isfinite decides.
+    if (!std::isfinite(x) || end != text.c_str() + text.size())
         throw Error(what + " is '" + text.substr(0, 40) + "', not a finite number");
     return x;
 }

@@ -153,7 +153,7 @@ ClassifierInfo load_or_train_classifier(FeatureNet& net, const std::string& path
         const std::string where = "'" + path + "': the metadata ";
         return ClassifierInfo{
             parse_number(f.metadata_or("test_accuracy", "0"), where + "test_accuracy"),
-            int(std::min(parse_count(f.metadata_or("epochs", "0"), where + "epochs"), 1000000L)),
+            parse_count(f.metadata_or("epochs", "0"), where + "epochs"),
             uint64_t(parse_count(f.metadata_or("seed", "0"), where + "seed"))};
     }
     if (!quiet)

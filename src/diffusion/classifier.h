@@ -47,7 +47,7 @@ std::vector<float> images_to_unit(const ImageSet& set);
 
 struct ClassifierInfo {
     double test_accuracy = 0;  // on the 10,000 test images
-    int epochs = 0;
+    long epochs = 0;
     uint64_t seed = 0;
 };
 

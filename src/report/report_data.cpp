@@ -104,7 +104,7 @@ std::string short_key(const std::string& key) {
     return dot == std::string::npos ? key : key.substr(dot + 1);
 }
 
-bool parse_number(const std::string& s, double& out) {
+bool try_parse_number(const std::string& s, double& out) {
     try {
         size_t used = 0;
         out = std::stod(s, &used);
@@ -147,7 +147,7 @@ ChartAxes choose_layout(const SweepData& d, const ReportOptions& opt) {
         auto numeric = [&](size_t a) {
             for (const auto& v : d.axes[a].values) {
                 double x;
-                if (!parse_number(v, x)) return false;
+                if (!try_parse_number(v, x)) return false;
             }
             return true;
         };
@@ -226,7 +226,7 @@ Groups group_runs(const SweepData& d, const ChartAxes& l) {
     g.numeric_x = l.x >= 0;
     for (const auto& x : g.xs) {
         double v = 0;
-        if (!parse_number(x, v)) g.numeric_x = false;
+        if (!try_parse_number(x, v)) g.numeric_x = false;
         g.x_numbers.push_back(v);
     }
     return g;

@@ -84,7 +84,9 @@ SweepData load_sweep(const std::string& dir);
 ChartAxes choose_layout(const SweepData& d, const ReportOptions& opt);
 Groups group_runs(const SweepData& d, const ChartAxes& l);
 Stats stats_of(const std::vector<double>& v);
-bool parse_number(const std::string& s, double& out);
+// Whether s is a whole finite number, stored in out (no error: a non-numeric grid axis is
+// drawn as categories).
+bool try_parse_number(const std::string& s, double& out);
 std::string short_key(const std::string& key);
 std::string pct(double v);
 bool runs_have_several_tasks(const SweepData& d);

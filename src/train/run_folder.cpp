@@ -2,8 +2,6 @@
 #include "train/run_folder.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
