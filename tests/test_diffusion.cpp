@@ -4,16 +4,21 @@
 // end-to-end diffusion run on generated IDX files (train, resume, evaluate).
 #include <fmt/core.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <tuple>
+#include <vector>
 
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
+#include "diffusion/classifier.h"
 #include "diffusion/run.h"
 #include "diffusion/sampler.h"
 #include "diffusion/schedule.h"
@@ -129,6 +134,47 @@ ModelConfig tiny_uvit(const std::string& attention = "cogformer") {
 }
 
 }  // namespace
+
+// A cached classifier whose metadata is not a number is refused by name (it was read
+// with bare stod/stoi, which said only "stod").
+TEST(Classifier, CorruptCachedMetadataIsNamed) {
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("attnlab-classifier-" + std::to_string(::getpid()) + ".safetensors"))
+                                 .string();
+    FeatureNet net(28 * 28, 10, 4);
+    const std::vector<float> zeros(net.params().size(), 0.0f);
+    // Writes a cache of the right kind and tensors, with `key` set to `value`.
+    auto load_with = [&](const std::string& key, const std::string& value) {
+        SafeTensorsWriter w;
+        w.set_metadata("kind", "fmnist-classifier");
+        w.set_metadata("test_accuracy", "0.891900");
+        w.set_metadata("epochs", "8");
+        w.set_metadata("seed", "2017");
+        w.set_metadata(key, value);
+        for (const auto& e : net.table().entries())
+            w.add_f32(e.name, e.shape, zeros.data() + e.offset);
+        w.write(path);
+        return load_or_train_classifier(net, path, "/nonexistent", true);
+    };
+    for (const auto& [key, value, field] :
+         {std::tuple{"test_accuracy", "0.9q", "test_accuracy is '0.9q', not a finite number"},
+          std::tuple{"epochs", "-3", "epochs is '-3', not a non-negative integer"},
+          std::tuple{"seed", "12x", "seed is '12x', not a non-negative integer"}}) {
+        try {
+            load_with(key, value);
+            ADD_FAILURE() << "no error for " << key;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("'" + path + "': the metadata " + field),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    const ClassifierInfo ok = load_with("format", "attnlab-1");
+    EXPECT_DOUBLE_EQ(ok.test_accuracy, 0.8919);
+    EXPECT_EQ(ok.epochs, 8);
+    EXPECT_EQ(ok.seed, 2017u);
+    std::filesystem::remove(path);
+}
 
 TEST(UViT, BackwardTwiceGivesTwiceTheGradient) {
     UViT m(tiny_uvit(), 2);
